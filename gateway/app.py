@@ -1,0 +1,111 @@
+"""``create_app(settings)``: the Starlette app. Everything long-lived is built once here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from gateway.adapters import Catalog, load_adapters
+from gateway.audit import Audit
+from gateway.auth import KeyStore
+from gateway.backends.vllm import VLLMBackend
+from gateway.errors import install_error_handlers
+from gateway.metrics import Metrics
+from gateway.middleware import RequestContext
+from gateway.pipeline import RuleOutcome, Stage
+from gateway.policy import Policy, load_policy
+from gateway.reconcile import reconcile_forever
+from gateway.routes import ROUTES
+from gateway.settings import Settings
+from gateway.state import Gateway, PolicyHolder
+
+
+def create_app(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    keys: KeyStore | None = None,
+    policy: Policy | None = None,
+    reconcile: bool = True,
+) -> Starlette:
+    """Build the gateway. ``transport`` is the test seam for the upstream (httpx.MockTransport)."""
+    metrics = Metrics()
+    catalog = Catalog(
+        settings.base_model, load_adapters(settings.adapters_dir, settings.base_model)
+    )
+    policies = PolicyHolder(_observed(policy or load_policy(settings.policy_file), metrics))
+    backend = VLLMBackend(
+        str(settings.upstream_url),
+        api_key=settings.upstream_api_key,
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        read_timeout_s=settings.upstream_read_timeout_s,
+        max_connections=settings.upstream_max_connections,
+        transport=transport,
+    )
+    gateway = Gateway(
+        settings=settings,
+        keys=keys if keys is not None else KeyStore.load(settings.keys_file),
+        catalog=catalog,
+        policies=policies,
+        backend=backend,
+        metrics=metrics,
+        audit=Audit(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if reconcile and catalog.adapters:
+            task = asyncio.create_task(
+                reconcile_forever(
+                    backend,
+                    catalog,
+                    metrics,
+                    settings.adapter_reconcile_interval_s,
+                    settings.upstream_adapters_dir,
+                )
+            )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await backend.aclose()
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestContext, metrics=metrics)],
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.state.gateway = gateway
+    return app
+
+
+def _observed(policy: Policy, metrics: Metrics) -> Policy:
+    """Attach metric recording to a policy's pipelines."""
+
+    def observe(outcome: RuleOutcome, stage: Stage) -> None:
+        rule = outcome.rule.id
+        metrics.check_duration.labels(stage.value, rule).observe(outcome.duration_s)
+        if outcome.failed:
+            metrics.check_failures.labels(stage.value, rule).inc()
+        families = {f.family or "none" for f in outcome.verdict.findings} or {"none"}
+        for family in families:
+            metrics.check_verdicts.labels(
+                policy.name, stage.value, rule, outcome.verdict.action.value, family
+            ).inc()
+
+    return Policy(
+        policy.spec,
+        policy.source,
+        policy.input.with_observer(observe),
+        policy.output.with_observer(observe),
+    )

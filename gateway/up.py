@@ -1,0 +1,90 @@
+"""``gateway up``: bring the embedded default stack up, visibly, and take it down on Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from gateway.adapters import load_adapters
+from gateway.auth import KeyStore, add_key
+from gateway.settings import Settings
+from gateway.stack import STATE_DIR, StackError, VLLMServer, load_adapters_now
+
+console = Console(stderr=True)
+DEV_KEY_FILE = STATE_DIR / "dev-key"
+
+
+def run_stack(settings: Settings, vllm_port: int, serve_python: Path) -> None:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logging import configure_logging
+
+    model_dir = STATE_DIR / "models" / settings.base_model
+    with console.status(f"[1/4] base model: exporting SmolLM2 GGUF to {model_dir} (once)"):
+        from finetune.base_model import export_base_model
+
+        export_base_model(model_dir)
+    console.print(f"[green]✓[/] base model ready in {model_dir}")
+
+    adapters = load_adapters(settings.adapters_dir, settings.base_model)
+    server = VLLMServer(model_dir, settings.base_model, port=vllm_port, python=serve_python)
+    with console.status(f"[2/4] starting vLLM on CPU at {server.url} (log: {server.log_path})"):
+        server.start()
+        try:
+            server.wait_ready()
+        except (StackError, KeyboardInterrupt):
+            server.stop()
+            raise
+    console.print(f"[green]✓[/] vLLM serving {settings.base_model} at {server.url}")
+    try:
+        with console.status(f"[3/4] loading {len(adapters)} LoRA adapter(s) at run time"):
+            load_adapters_now(server.url, {n: a.path for n, a in adapters.items()})
+        console.print(f"[green]✓[/] adapters loaded: {', '.join(sorted(adapters)) or 'none'}")
+        key = ensure_dev_key(settings)
+        configure_logging(json=False)
+        console.print(f"[green]✓[/] [4/4] gateway on http://{settings.host}:{settings.port}")
+        print_examples(settings, key, sorted(adapters))
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
+    finally:
+        with console.status("stopping vLLM"):
+            server.stop()
+        console.print("stopped.")
+
+
+def ensure_dev_key(settings: Settings) -> str | None:
+    """With no keys configured, create a development key and keep it in .gateway/dev-key."""
+    if len(KeyStore.load(settings.keys_file)) > 0:
+        return DEV_KEY_FILE.read_text().strip() if DEV_KEY_FILE.exists() else None
+    key = add_key(settings.keys_file, "dev")
+    DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DEV_KEY_FILE.write_text(key + "\n")
+    DEV_KEY_FILE.chmod(0o600)
+    return key
+
+
+def print_examples(settings: Settings, key: str | None, adapters: list[str]) -> None:
+    base = f"http://{settings.host}:{settings.port}/v1"
+    shown = key or "<your key>"
+    adapter = adapters[0] if adapters else settings.base_model
+    console.print(f"\nAPI key (also in {DEV_KEY_FILE}): [bold]{shown}[/]\n")
+    console.print(
+        f"curl {base}/chat/completions -H 'Authorization: Bearer {shown}' "
+        "-H 'Content-Type: application/json' "
+        f'-d \'{{"model": "{settings.base_model}", "messages": [{{"role": "user", '
+        '"content": "What is the capital of France?"}]}\'',
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(
+        f"\npython -c \"from openai import OpenAI; c = OpenAI(base_url='{base}', "
+        f"api_key='{shown}'); print(c.chat.completions.create(model='{adapter}', "
+        "messages=[{'role': 'user', 'content': 'What is the capital of France?'}])"
+        '.choices[0].message.content)"\n',
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print("Ctrl-C stops the gateway and vLLM.\n")
