@@ -1,0 +1,107 @@
+"""Shared fixtures: a gateway app per test, with vLLM faked by httpx.MockTransport."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from gateway.app import create_app  # noqa: E402
+from gateway.auth import KeyStore, add_key  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = "smollm2-135m-instruct"
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        upstream_url="http://vllm.test",  # type: ignore[arg-type]
+        adapters_dir=REPO / "adapters",
+        policy_file=REPO / "policies" / "default.yaml",
+        keys_file=tmp_path / "keys.json",
+        upstream_read_timeout_s=2.0,
+        max_body_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture
+def api_key(settings: Settings) -> str:
+    return add_key(settings.keys_file, "tester")
+
+
+def chat_answer(content: str = "The capital of France is Paris.", model: str = BASE) -> dict[str, object]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }
+
+
+def sse_body(pieces: list[str], model: str = BASE) -> bytes:
+    import orjson
+
+    events = [
+        {"id": "c1", "object": "chat.completion.chunk", "model": model,
+         "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+    ]
+    for piece in pieces:
+        events.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
+                       "choices": [{"index": 0, "delta": {"content": piece}}]})
+    out = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events)
+    return out + b"data: [DONE]\n\n"
+
+
+class FakeVLLM:
+    """Records what reached 'vLLM' and answers with the handler a test sets."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.handler: Handler = lambda request: httpx.Response(200, json=chat_answer())
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.handler(request)
+
+    def completions(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.url.path.endswith("completions")]
+
+
+@pytest.fixture
+def fake_vllm() -> FakeVLLM:
+    return FakeVLLM()
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, api_key: str, fake_vllm: FakeVLLM
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        settings, transport=httpx.MockTransport(fake_vllm), keys=KeyStore.load(settings.keys_file),
+        reconcile=False,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://gateway.test",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as c:
+        c.app = app  # type: ignore[attr-defined]
+        yield c
