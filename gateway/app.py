@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
+from opentelemetry.trace import Tracer, TracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -19,10 +20,13 @@ from gateway.metrics import Metrics
 from gateway.middleware import RequestContext
 from gateway.pipeline import RuleOutcome, Stage
 from gateway.policy import Policy, load_policy
+from gateway.policy_watch import PolicyReloader
+from gateway.policy_watch import watch_policy as watch_policy_file
 from gateway.reconcile import reconcile_forever
 from gateway.routes import ROUTES
 from gateway.settings import Settings
 from gateway.state import Gateway, PolicyHolder
+from gateway.tracing import build_tracer
 
 
 def create_app(
@@ -32,13 +36,16 @@ def create_app(
     keys: KeyStore | None = None,
     policy: Policy | None = None,
     reconcile: bool = True,
+    watch_policy: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
     """Build the gateway. ``transport`` is the test seam for the upstream (httpx.MockTransport)."""
     metrics = Metrics()
+    tracer = build_tracer(tracer_provider)
     catalog = Catalog(
         settings.base_model, load_adapters(settings.adapters_dir, settings.base_model)
     )
-    policies = PolicyHolder(_observed(policy or load_policy(settings.policy_file), metrics))
+    policies = PolicyHolder(_observed(policy or load_policy(settings.policy_file), metrics, tracer))
     backend = VLLMBackend(
         str(settings.upstream_url),
         api_key=settings.upstream_api_key,
@@ -55,6 +62,7 @@ def create_app(
         backend=backend,
         metrics=metrics,
         audit=Audit(),
+        tracer=tracer,
     )
 
     @contextlib.asynccontextmanager
@@ -70,13 +78,20 @@ def create_app(
                     settings.upstream_adapters_dir,
                 )
             )
+        watcher = None
+        if watch_policy and policy is None:  # hot reload only what was loaded from the file
+            reloader = PolicyReloader(
+                settings.policy_file, policies, metrics, lambda p: _observed(p, metrics, tracer)
+            )
+            watcher = asyncio.create_task(watch_policy_file(reloader))
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for background in (task, watcher):
+                if background is not None:
+                    background.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await background
             await backend.aclose()
 
     app = Starlette(
@@ -89,7 +104,7 @@ def create_app(
     return app
 
 
-def _observed(policy: Policy, metrics: Metrics) -> Policy:
+def _observed(policy: Policy, metrics: Metrics, tracer: Tracer | None = None) -> Policy:
     """Attach metric recording to a policy's pipelines."""
 
     def observe(outcome: RuleOutcome, stage: Stage) -> None:
@@ -106,6 +121,6 @@ def _observed(policy: Policy, metrics: Metrics) -> Policy:
     return Policy(
         policy.spec,
         policy.source,
-        policy.input.with_observer(observe),
-        policy.output.with_observer(observe),
+        policy.input.with_observer(observe, tracer),
+        policy.output.with_observer(observe, tracer),
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 import structlog
 
 from gateway.pipeline import Action, CheckContext, PipelineResult
+from gateway.tracing import current_trace_id
 
 
 class Audit:
-    def __init__(self, policy_version: str = "") -> None:
+    def __init__(self) -> None:
         self._log = structlog.get_logger("gateway.audit")
 
     def verdict(self, result: PipelineResult, ctx: CheckContext, policy: str) -> None:
@@ -20,6 +21,7 @@ class Audit:
         self._log.warning(
             "guard_verdict",
             request_id=ctx.request_id,
+            trace_id=current_trace_id(),
             principal=ctx.principal,
             model=ctx.model,
             stage=ctx.stage.value,

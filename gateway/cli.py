@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gateway.errors import ConfigError
+from gateway.eval_cli import eval_app
 from gateway.policy_cli import policy_app
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(policy_app, name="policy")
+app.add_typer(eval_app, name="eval")
 
 
 @app.command()

@@ -79,8 +79,20 @@ class Metrics:
             ["adapter", "result"],
             registry=r,
         )
+        self.tokens = Counter(
+            "gateway_tokens",
+            "Tokens by model and direction (input: prompt, output: completion), from vLLM's usage",
+            ["model", "direction"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "gateway_requests_in_flight",
             "Requests being served",
+            registry=r,
+        )
+        self.policy_reloads = Counter(
+            "gateway_policy_reloads",
+            "Policy file reloads by result (error: the last good policy was kept)",
+            ["result"],
             registry=r,
         )

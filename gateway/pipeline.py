@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from gateway.openai_api import Endpoint, Segment
 
 
@@ -34,6 +36,7 @@ class Action(StrEnum):
 
 
 _SEVERITY = {a: i for i, a in enumerate(Action)}
+_NO_TRACER = NoOpTracer()
 
 
 class Stage(StrEnum):
@@ -142,13 +145,21 @@ Observer = Callable[[RuleOutcome, Stage], None]
 class Pipeline:
     """An immutable, ordered list of rules for one stage, built once from a policy."""
 
-    def __init__(self, stage: Stage, rules: Sequence[Rule], observer: Observer | None = None):
+    def __init__(
+        self,
+        stage: Stage,
+        rules: Sequence[Rule],
+        observer: Observer | None = None,
+        tracer: Tracer | None = None,
+    ):
         self.stage = stage
         self.rules = tuple(rules)
         self._observer = observer
+        self._tracer = tracer or _NO_TRACER
 
-    def with_observer(self, observer: Observer | None) -> Pipeline:
-        return Pipeline(self.stage, self.rules, observer)
+    def with_observer(self, observer: Observer | None, tracer: Tracer | None = None) -> Pipeline:
+        """The same rules, reporting each outcome to ``observer`` and as a span on ``tracer``."""
+        return Pipeline(self.stage, self.rules, observer, tracer)
 
     async def run(self, segments: Sequence[Segment], ctx: CheckContext) -> PipelineResult:
         current = tuple(segments)
@@ -173,16 +184,29 @@ class Pipeline:
     async def _run_rule(
         self, rule: Rule, segments: tuple[Segment, ...], ctx: CheckContext
     ) -> RuleOutcome:
-        start = time.perf_counter()
-        try:
-            async with asyncio.timeout(rule.timeout_s):
-                verdict = await rule.check(segments, ctx)
-        except Exception as exc:
-            kind = (
-                "timed out" if isinstance(exc, TimeoutError) else f"failed ({type(exc).__name__})"
-            )
-            return RuleOutcome(rule, _failure(rule, kind), time.perf_counter() - start, True)
-        return RuleOutcome(rule, _enforce(rule, verdict), time.perf_counter() - start)
+        with self._tracer.start_as_current_span(f"guard {rule.id}") as span:
+            start = time.perf_counter()
+            failed = False
+            try:
+                async with asyncio.timeout(rule.timeout_s):
+                    verdict = _enforce(rule, await rule.check(segments, ctx))
+            except Exception as exc:  # any failure of a guard is a verdict, not a crash
+                failed = True
+                kind = "timed out" if isinstance(exc, TimeoutError) else "failed"
+                verdict = _failure(rule, f"{kind} ({type(exc).__name__})")
+            duration = time.perf_counter() - start
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "guard.stage": self.stage.value,
+                        "guard.rule": rule.id,
+                        "guard.check": rule.check_name,
+                        "guard.action": verdict.action.value,
+                        "guard.failed": failed,
+                        "guard.families": sorted({f.family for f in verdict.findings if f.family}),
+                    }
+                )
+            return RuleOutcome(rule, verdict, duration, failed)
 
 
 def _enforce(rule: Rule, verdict: Verdict) -> Verdict:

@@ -92,17 +92,22 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, root, source)) from None
     return Policy(
-        spec, source, _pipeline(Stage.INPUT, spec.input), _pipeline(Stage.OUTPUT, spec.output)
+        spec,
+        source,
+        _pipeline(Stage.INPUT, spec.input, root, source),
+        _pipeline(Stage.OUTPUT, spec.output, root, source),
     )
 
 
-def _pipeline(stage: Stage, specs: list[RuleSpec]) -> Pipeline:
+def _pipeline(stage: Stage, specs: list[RuleSpec], root: yaml.Node | None, source: str) -> Pipeline:
     rules = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
         try:
             check = build_check(spec.check, spec.settings)
         except ConfigError as exc:
-            raise ConfigError(f"rule {spec.id!r}: {exc.message}") from None
+            line = _line_of(root, (stage.value, i, "settings" if spec.settings else "check"))
+            where = f"{source}:{line}" if line else source
+            raise ConfigError(f"{where}: rule {spec.id!r}: {exc.message}") from None
         rules.append(
             Rule(
                 id=spec.id,
@@ -118,6 +123,13 @@ def _pipeline(stage: Stage, specs: list[RuleSpec]) -> Pipeline:
 
 
 def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
+    return describe_validation_error(exc, root, source, "policy")
+
+
+def describe_validation_error(
+    exc: ValidationError, root: yaml.Node | None, source: str, what: str
+) -> str:
+    """One ``source:line: field.path: message`` line per error (also used for test files)."""
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -125,7 +137,7 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
         where = ".".join(str(p) for p in loc) or "<top>"
         prefix = f"{source}:{line}" if line else source
         lines.append(f"{prefix}: {where}: {err['msg']}")
-    return "invalid policy:\n  " + "\n  ".join(lines)
+    return f"invalid {what}:\n  " + "\n  ".join(lines)
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

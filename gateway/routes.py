@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +37,8 @@ from gateway.pipeline import Action, CheckContext, PipelineResult, Stage
 from gateway.sse import SSEResponse
 from gateway.state import Gateway, gateway_of
 from gateway.streaming import StreamGuard, guarded_events
+from gateway.telemetry import OPERATION, record_answer, request_attributes
+from gateway.tracing import propagation_headers
 
 SERVED_AT = int(time.time())
 
@@ -48,11 +52,33 @@ async def completions(request: Request) -> Response:
 
 
 async def _completion(request: Request, endpoint: Endpoint) -> Response:
+    """One span per request; a stream's span ends when the stream does."""
     gw = gateway_of(request)
+    span = gw.tracer.start_span(f"{OPERATION[endpoint]} gateway", kind=SpanKind.SERVER)
+    try:
+        with trace.use_span(
+            span, end_on_exit=False, record_exception=True, set_status_on_exception=True
+        ):
+            response = await _guarded_completion(gw, request, endpoint, span)
+    except BaseException:
+        span.end()
+        raise
+    if isinstance(response, SSEResponse):
+        response.on_close = span.end
+    else:
+        span.end()
+    return response
+
+
+async def _guarded_completion(
+    gw: Gateway, request: Request, endpoint: Endpoint, span: Span
+) -> Response:
     principal = gw.keys.authenticate(request.headers.get("authorization"))
     body = parse_body(await _read_body(request, gw.settings.max_body_bytes))
     route = gw.catalog.resolve(require_model(body), principal)
     request.scope.setdefault("state", {})["model"] = route.public
+    span.update_name(f"{OPERATION[endpoint]} {route.public}")
+    span.set_attributes(request_attributes(endpoint, route.public, body))
     stream = wants_stream(body)
     policy = gw.policies.current  # this request keeps this version to the end
 
@@ -68,16 +94,22 @@ async def _completion(request: Request, endpoint: Endpoint) -> Response:
         route = gw.catalog.resolve(checked.route_to, _trusted(principal))
 
     body["model"] = route.upstream
+    span.set_attribute("gateway.policy", policy.name)
+    span.set_attribute("gateway.input_action", checked.action.value)
+    if route.adapter is not None:
+        span.set_attribute("gateway.adapter", route.adapter.name)
     out_ctx = CheckContext(endpoint, route.public, Stage.OUTPUT, principal.name, ctx.request_id)
     if stream:
         return await _stream(gw, endpoint, body, route, out_ctx)
     started = time.perf_counter()
-    try:
-        answer = await gw.backend.complete(endpoint, body)
-    except UpstreamError as exc:
-        gw.metrics.upstream_errors.labels(exc.code).inc()
-        raise
+    with gw.tracer.start_as_current_span(f"POST {endpoint.value}", kind=SpanKind.CLIENT):
+        try:
+            answer = await gw.backend.complete(endpoint, body, propagation_headers())
+        except UpstreamError as exc:
+            gw.metrics.upstream_errors.labels(exc.code).inc()
+            raise
     gw.metrics.upstream_duration.labels(route.public).observe(time.perf_counter() - started)
+    record_answer(span, gw.metrics, route.public, answer)
     return _checked_answer(
         gw, endpoint, answer, route, out_ctx, await _output(gw, endpoint, answer, out_ctx)
     )
@@ -113,11 +145,12 @@ async def _stream(
     gw: Gateway, endpoint: Endpoint, body: JSON, route: ModelRoute, ctx: CheckContext
 ) -> Response:
     started = time.perf_counter()
-    try:
-        upstream = await gw.backend.open_stream(endpoint, body)
-    except UpstreamError as exc:
-        gw.metrics.upstream_errors.labels(exc.code).inc()
-        raise
+    with gw.tracer.start_as_current_span(f"POST {endpoint.value}", kind=SpanKind.CLIENT):
+        try:
+            upstream = await gw.backend.open_stream(endpoint, body, propagation_headers())
+        except UpstreamError as exc:
+            gw.metrics.upstream_errors.labels(exc.code).inc()
+            raise
     gw.metrics.upstream_duration.labels(route.public).observe(time.perf_counter() - started)
     guard = StreamGuard(gw.policies.current.output, ctx, endpoint)
 

@@ -8,7 +8,7 @@ the next send under ASGI 2.4, which with a slow upstream may be much later.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 from starlette.responses import Response
@@ -20,6 +20,8 @@ class SSEResponse(Response):
         self.status_code = 200
         self.background = None
         self._body = body
+        self.on_close: Callable[[], None] | None = None
+        """Called once the stream is over, however it ended (ends the request's span)."""
         self._extra = {
             "content-type": "text/event-stream; charset=utf-8",
             "cache-control": "no-cache",
@@ -52,3 +54,5 @@ class SSEResponse(Response):
                     with anyio.CancelScope(shield=True):
                         await aclose()
                 tg.cancel_scope.cancel()
+                if self.on_close is not None:
+                    self.on_close()

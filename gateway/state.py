@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
 from starlette.requests import Request
 
 from gateway.adapters import Catalog
@@ -35,6 +36,7 @@ class Gateway:
     backend: Backend
     metrics: Metrics
     audit: Audit
+    tracer: Tracer
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -12,9 +12,9 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gateway.app import create_app  # noqa: E402
-from gateway.auth import KeyStore, add_key  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
+from gateway.app import create_app
+from gateway.auth import KeyStore, add_key
+from gateway.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "smollm2-135m-instruct"
@@ -44,13 +44,19 @@ def api_key(settings: Settings) -> str:
     return add_key(settings.keys_file, "tester")
 
 
-def chat_answer(content: str = "The capital of France is Paris.", model: str = BASE) -> dict[str, object]:
+def chat_answer(
+    content: str = "The capital of France is Paris.", model: str = BASE
+) -> dict[str, object]:
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "model": model,
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
         ],
         "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
     }
@@ -60,12 +66,22 @@ def sse_body(pieces: list[str], model: str = BASE) -> bytes:
     import orjson
 
     events = [
-        {"id": "c1", "object": "chat.completion.chunk", "model": model,
-         "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+        }
     ]
     for piece in pieces:
-        events.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                       "choices": [{"index": 0, "delta": {"content": piece}}]})
+        events.append(
+            {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": piece}}],
+            }
+        )
     out = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events)
     return out + b"data: [DONE]\n\n"
 
@@ -95,7 +111,9 @@ async def client(
     settings: Settings, api_key: str, fake_vllm: FakeVLLM
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
-        settings, transport=httpx.MockTransport(fake_vllm), keys=KeyStore.load(settings.keys_file),
+        settings,
+        transport=httpx.MockTransport(fake_vllm),
+        keys=KeyStore.load(settings.keys_file),
         reconcile=False,
     )
     async with httpx.AsyncClient(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 from gateway.openai_api import JSON, Endpoint
@@ -17,9 +17,13 @@ class UpstreamStream(Protocol):
 
 
 class Backend(Protocol):
-    async def complete(self, endpoint: Endpoint, body: JSON) -> JSON: ...
+    async def complete(
+        self, endpoint: Endpoint, body: JSON, headers: Mapping[str, str] | None = None
+    ) -> JSON: ...
 
-    async def open_stream(self, endpoint: Endpoint, body: JSON) -> UpstreamStream:
+    async def open_stream(
+        self, endpoint: Endpoint, body: JSON, headers: Mapping[str, str] | None = None
+    ) -> UpstreamStream:
         """Send the request; raise an UpstreamError before any byte goes to the client."""
         ...
 

@@ -7,7 +7,7 @@ the seam for tests: pass ``httpx.MockTransport`` to fake vLLM without a server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -104,10 +104,12 @@ class VLLMBackend:
             transport=transport,
         )
 
-    async def complete(self, endpoint: Endpoint, body: JSON) -> JSON:
+    async def complete(
+        self, endpoint: Endpoint, body: JSON, headers: Mapping[str, str] | None = None
+    ) -> JSON:
         async with TranslateErrors():
             response = await self._client.post(
-                endpoint.value, content=orjson.dumps(body), headers=_JSON
+                endpoint.value, content=orjson.dumps(body), headers={**_JSON, **(headers or {})}
             )
         _raise_for_status(response.status_code, response.content)
         try:
@@ -118,9 +120,11 @@ class VLLMBackend:
             raise UpstreamBadResponse("the model server sent JSON that is not an object")
         return answer
 
-    async def open_stream(self, endpoint: Endpoint, body: JSON) -> VLLMStream:
+    async def open_stream(
+        self, endpoint: Endpoint, body: JSON, headers: Mapping[str, str] | None = None
+    ) -> VLLMStream:
         request = self._client.build_request(
-            "POST", endpoint.value, content=orjson.dumps(body), headers=_JSON
+            "POST", endpoint.value, content=orjson.dumps(body), headers={**_JSON, **(headers or {})}
         )
         async with TranslateErrors():
             response = await self._client.send(request, stream=True)

@@ -56,4 +56,14 @@ def build_check(name: str, settings: Mapping[str, Any]) -> Check:
 
 def _load_builtins() -> None:
     # Explicit list: importing a module registers its checks. No directory scanning.
-    from gateway.checks import deny_list, size_limit  # noqa: F401
+    from gateway.checks import (  # noqa: F401
+        adversarial_suffix,
+        canary,
+        deny_list,
+        injection,
+        injection_semantic,
+        pii,
+        secrets,
+        size_limit,
+        unicode_smuggling,
+    )

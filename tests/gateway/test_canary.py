@@ -31,7 +31,9 @@ def test_a_system_message_is_added_when_there_is_none() -> None:
 
 
 def test_an_existing_system_prompt_is_extended() -> None:
-    body = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}]}
+    body = {
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "x"}]
+    }
     out = add_canary(body, "gwc-00000000000000bb")
     assert out["messages"][0]["content"].startswith("Be brief.\n\n")
     assert "gwc-00000000000000bb" in out["messages"][0]["content"]

@@ -36,7 +36,9 @@ class Hangs:
 
 class Masks:
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
-        return Verdict(Action.REDACT, (Finding("x", "secret"),), {0: segments[0].text.replace("secret", "***")})
+        return Verdict(
+            Action.REDACT, (Finding("x", "secret"),), {0: segments[0].text.replace("secret", "***")}
+        )
 
 
 def rule(check: object, rid: str = "r", **kw: object) -> Rule:
@@ -96,7 +98,9 @@ async def test_rule_action_overrides_and_shadow_never_enforces() -> None:
 
 async def test_route_carries_its_target() -> None:
     hit = Fixed(Verdict(Action.FLAG, (Finding("x", "attack"),)))
-    result = await Pipeline(Stage.INPUT, [rule(hit, action=Action.ROUTE, route_to="hardened")]).run(SEGS, CTX)
+    result = await Pipeline(Stage.INPUT, [rule(hit, action=Action.ROUTE, route_to="hardened")]).run(
+        SEGS, CTX
+    )
     assert result.action is Action.ROUTE and result.route_to == "hardened"
 
 

@@ -39,13 +39,18 @@ def test_unknown_check_setting_is_an_error() -> None:
 def test_route_needs_a_target_and_ids_are_unique() -> None:
     with pytest.raises(ConfigError, match="route"):
         parse_policy("name: p\ninput:\n  - {id: a, check: size_limit, action: route}\n")
-    dup = "name: p\ninput:\n  - {id: a, check: size_limit}\noutput:\n  - {id: a, check: size_limit}\n"
+    dup = (
+        "name: p\ninput:\n  - {id: a, check: size_limit}\noutput:\n  - {id: a, check: size_limit}\n"
+    )
     with pytest.raises(ConfigError, match="repeated: a"):
         parse_policy(dup)
 
 
 def test_bad_regex_and_bad_yaml_fail_at_load() -> None:
-    bad = "name: p\ninput:\n  - id: a\n    check: deny_list\n    settings:\n      patterns: [{name: x, regex: '('}]\n"
+    bad = (
+        "name: p\ninput:\n  - id: a\n    check: deny_list\n    settings:\n"
+        "      patterns: [{name: x, regex: '('}]\n"
+    )
     with pytest.raises(ConfigError, match="regular expression"):
         parse_policy(bad)
     with pytest.raises(ConfigError, match="YAML"):

@@ -30,7 +30,11 @@ def test_the_schema_types_each_checks_settings() -> None:
     schema = policy_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    good = {"version": 1, "name": "p", "input": [{"id": "a", "check": "pii", "settings": {"entities": ["email"]}}]}
+    good = {
+        "version": 1,
+        "name": "p",
+        "input": [{"id": "a", "check": "pii", "settings": {"entities": ["email"]}}],
+    }
     assert list(validator.iter_errors(good)) == []
     typo = {"name": "p", "input": [{"id": "a", "check": "pii", "settings": {"entity": ["email"]}}]}
     assert any("entity" in e.message for e in validator.iter_errors(typo))

@@ -7,7 +7,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.pipeline import Action
 from gateway.policy import parse_policy
-from gateway.policy_tests import Case, load_tests, policy_for, policy_files, run_case, run_file
+from gateway.policy_tests import Case, load_tests, policy_files, policy_for, run_case, run_file
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +35,9 @@ def case(**fields: object) -> Case:
 
 async def test_a_matching_case_passes() -> None:
     policy = parse_policy(POLICY)
-    c = case(messages=[{"content": "a forbidden word"}], expect={"action": "block", "rules": ["words"]})
+    c = case(
+        messages=[{"content": "a forbidden word"}], expect={"action": "block", "rules": ["words"]}
+    )
     result = await run_case(policy, c)
     assert result.passed and result.action is Action.BLOCK and result.rules == ("words",)
 
@@ -66,7 +68,12 @@ async def test_output_cases_run_the_output_pipeline_and_see_redactions() -> None
     c = case(
         stage="output",
         messages=[{"role": "assistant", "content": "write to a@b.io"}],
-        expect={"action": "redact", "rules": ["mask"], "contains": ["<EMAIL>"], "not_contains": ["a@b.io"]},
+        expect={
+            "action": "redact",
+            "rules": ["mask"],
+            "contains": ["<EMAIL>"],
+            "not_contains": ["a@b.io"],
+        },
     )
     assert (await run_case(policy, c)).passed
 
@@ -78,12 +85,16 @@ def test_output_cases_must_be_answers() -> None:
 
 def test_test_files_are_strict_with_line_numbers(tmp_path: Path) -> None:
     path = tmp_path / "p.tests.yaml"
-    path.write_text("cases:\n  - name: a\n    messages: [{content: x}]\n    expect: {action: blok}\n")
+    path.write_text(
+        "cases:\n  - name: a\n    messages: [{content: x}]\n    expect: {action: blok}\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_tests(path)
     assert f"{path}:4" in info.value.message and "expect.action" in info.value.message
-    path.write_text("cases:\n  - {name: a, messages: [{content: x}], expect: {action: allow}}\n" * 1
-                    + "  - {name: a, messages: [{content: y}], expect: {action: allow}}\n")
+    path.write_text(
+        "cases:\n  - {name: a, messages: [{content: x}], expect: {action: allow}}\n"
+        "  - {name: a, messages: [{content: y}], expect: {action: allow}}\n"
+    )
     with pytest.raises(ConfigError, match="repeated: a"):
         load_tests(path)
 
@@ -96,6 +107,9 @@ async def test_a_file_finds_its_policy_by_name_or_by_key(tmp_path: Path) -> None
     policy_path, results = await run_file(tests)
     assert policy_path == tmp_path / "p.yaml" and [r.passed for r in results] == [True]
     other = tmp_path / "extra.tests.yaml"
-    other.write_text("policy: p.yaml\ncases:\n  - {name: a, messages: [{content: hi}], expect: {action: allow}}\n")
+    other.write_text(
+        "policy: p.yaml\n"
+        "cases:\n  - {name: a, messages: [{content: hi}], expect: {action: allow}}\n"
+    )
     assert policy_for(other, load_tests(other)) == tmp_path / "p.yaml"
     assert policy_files(tmp_path) == [tmp_path / "p.yaml"]

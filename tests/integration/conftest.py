@@ -44,16 +44,23 @@ def adapters_dir(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
     root = tmp_path_factory.mktemp("adapters")
     for i, name in enumerate(ADAPTERS):
-        init_adapter(base_model_dir, root / name, name=name, base_model_name=BASE,
-                     description=f"test adapter {name}", seed=i)
+        init_adapter(
+            base_model_dir,
+            root / name,
+            name=name,
+            base_model_name=BASE,
+            description=f"test adapter {name}",
+            seed=i,
+        )
     return root
 
 
 @pytest.fixture(scope="session")
 def vllm(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
     log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    server = VLLMServer(base_model_dir, BASE, port=free_port(), python=REPO / ".venv-serve/bin/python",
-                        log_path=log)
+    server = VLLMServer(
+        base_model_dir, BASE, port=free_port(), python=REPO / ".venv-serve/bin/python", log_path=log
+    )
     with server:
         yield server
 
@@ -74,8 +81,13 @@ class RunningGateway:
 
 
 def serve_gateway(settings: Settings, key: str) -> RunningGateway:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port,
-                            log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -100,7 +112,9 @@ def gateway_settings(upstream: str, adapters_dir: Path, keys_file: Path) -> Sett
 
 
 @pytest.fixture(scope="session")
-def gateway(vllm: VLLMServer, adapters_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+def gateway(
+    vllm: VLLMServer, adapters_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
     keys = tmp_path_factory.mktemp("keys") / "keys.json"
     key = add_key(keys, "integration")
     running = serve_gateway(gateway_settings(vllm.url, adapters_dir, keys), key)

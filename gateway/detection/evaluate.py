@@ -1,0 +1,300 @@
+"""The detector's benchmark (``gateway eval detection``): pure functions returning tables.
+
+* Fast stage: the three cheap checks (unicode_smuggling, injection_signatures,
+  adversarial_suffix) run through a real :class:`~gateway.pipeline.Pipeline` on every
+  ``test``-split row.
+* Semantic stage: ``injection_semantic`` on a seeded sample of the test split (at most
+  ``per_group`` rows per source and label), because MiniLM on two CPU cores is slow.
+* Leave-one-family-out: the head and kNN bank are refitted without one family, then scored on
+  that family's test rows (whole-text embeddings).
+* Benign padding: 50 benign words prepended or appended to detected attacks must not flip them.
+* Latency: the input stage on a 512-token prompt, p50/p95 over repeated runs (caches cleared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gateway.checks import build_check
+from gateway.detection import datasets
+from gateway.detection.datasets import Row
+from gateway.detection.views import analyse
+from gateway.openai_api import Endpoint, Segment
+from gateway.pipeline import CheckContext, Pipeline, Rule, Stage
+
+CTX = CheckContext(Endpoint.CHAT, "eval", Stage.INPUT)
+FAST_CHECKS = ("unicode_smuggling", "injection_signatures", "adversarial_suffix")
+PAD_WORDS = [
+    "please",
+    "could",
+    "you",
+    "help",
+    "me",
+    "with",
+    "this",
+    "when",
+    "you",
+    "have",
+    "a",
+    "moment",
+    "thanks",
+    "the",
+    "weather",
+    "here",
+    "has",
+    "been",
+    "mild",
+    "and",
+    "we",
+    "walked",
+    "along",
+    "the",
+    "river",
+    "after",
+    "lunch",
+    "before",
+    "heading",
+    "home",
+    "to",
+    "cook",
+    "dinner",
+    "together",
+    "with",
+    "friends",
+    "from",
+    "work",
+]
+
+
+def fast_pipeline() -> Pipeline:
+    rules = [Rule(name, name, build_check(name, {})) for name in FAST_CHECKS]
+    return Pipeline(Stage.INPUT, rules)
+
+
+def semantic_pipeline() -> Pipeline:
+    check = build_check("injection_semantic", {"preload": False})
+    return Pipeline(Stage.INPUT, [Rule("semantic", "injection_semantic", check, timeout_s=600)])
+
+
+def run_blocked(pipeline: Pipeline, texts: Sequence[str]) -> tuple[list[bool], list[float]]:
+    async def go() -> tuple[list[bool], list[float]]:
+        blocked, times = [], []
+        for text in texts:
+            start = time.perf_counter()
+            result = await pipeline.run([Segment("user", text, 0, ())], CTX)
+            times.append(time.perf_counter() - start)
+            blocked.append(result.blocked)
+        return blocked, times
+
+    return asyncio.run(go())
+
+
+@dataclass
+class Tally:
+    n: int = 0
+    hit: int = 0
+
+    def add(self, hit: bool) -> None:
+        self.n += 1
+        self.hit += hit
+
+    @property
+    def rate(self) -> float:
+        return self.hit / self.n if self.n else float("nan")
+
+
+@dataclass
+class Report:
+    sections: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+
+    def table(self, title: str, header: list[str], rows: list[list[str]]) -> None:
+        self.sections.append((title, header, rows))
+
+    def markdown(self) -> str:
+        out: list[str] = []
+        for title, header, rows in self.sections:
+            out += [
+                f"### {title}",
+                "",
+                "| " + " | ".join(header) + " |",
+                "|" + "---|" * len(header),
+            ]
+            out += ["| " + " | ".join(r) + " |" for r in rows]
+            out.append("")
+        return "\n".join(out)
+
+
+def pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.1f}%"
+
+
+def per_group(rows: list[Row], blocked: list[bool], key: Callable[[Row], str]) -> dict[str, Tally]:
+    out: dict[str, Tally] = defaultdict(Tally)
+    for r, b in zip(rows, blocked, strict=True):
+        out[key(r)].add(b)
+    return dict(sorted(out.items()))
+
+
+def detection_tables(report: Report, name: str, rows: list[Row], blocked: list[bool]) -> None:
+    attacks = [(r, b) for r, b in zip(rows, blocked, strict=True) if r.label == 1]
+    benign = [(r, b) for r, b in zip(rows, blocked, strict=True) if r.label == 0]
+    by_source = per_group(rows, blocked, lambda r: f"{r.source}|{r.label}")
+    table = []
+    for source in sorted({r.source for r in rows}):
+        att, ben = by_source.get(f"{source}|1", Tally()), by_source.get(f"{source}|0", Tally())
+        table.append([source, str(att.n), pct(att.rate), str(ben.n), pct(ben.rate)])
+    all_att = Tally(len(attacks), sum(b for _, b in attacks))
+    all_ben = Tally(len(benign), sum(b for _, b in benign))
+    trig = Tally()
+    for r, b in benign:
+        if r.trigger:
+            trig.add(not b)
+    table.append(["**all**", str(all_att.n), pct(all_att.rate), str(all_ben.n), pct(all_ben.rate)])
+    report.table(
+        f"{name}: per dataset (test split)",
+        ["dataset", "attacks", "detected", "benign", "false positives"],
+        table,
+    )
+    fam = per_group([r for r, _ in attacks], [b for _, b in attacks], lambda r: r.family)
+    report.table(
+        f"{name}: per attack family (test split)",
+        ["family", "attacks", "detected"],
+        [[f, str(t.n), pct(t.rate)] for f, t in fam.items()],
+    )
+    report.table(
+        f"{name}: over-defense",
+        ["benign trigger-word prompts", "passed"],
+        [[str(trig.n), pct(trig.rate)]],
+    )
+
+
+def sample(rows: list[Row], n: int, seed: int = 7) -> list[Row]:
+    groups: dict[tuple[str, int], list[Row]] = defaultdict(list)
+    for r in rows:
+        groups[(r.source, r.label)].append(r)
+    rng = random.Random(seed)
+    out: list[Row] = []
+    for key in sorted(groups):
+        g = groups[key]
+        out += g if len(g) <= n else rng.sample(g, n)
+    return out
+
+
+def padded(text: str, rng: random.Random, before: bool) -> str:
+    pad = " ".join(rng.choice(PAD_WORDS) for _ in range(50))
+    return f"{pad} {text}" if before else f"{text} {pad}"
+
+
+def padding_table(report: Report, name: str, pipeline: Pipeline, attacks: list[str]) -> None:
+    rng = random.Random(11)
+    rows = []
+    for before in (True, False):
+        blocked, _ = run_blocked(pipeline, [padded(t, rng, before) for t in attacks])
+        kept = sum(blocked)
+        rows.append(
+            [
+                "prepended" if before else "appended",
+                str(len(attacks)),
+                pct(kept / len(attacks) if attacks else float("nan")),
+            ]
+        )
+    report.table(
+        f"{name}: benign padding (50 words) on detected attacks",
+        ["padding", "detected attacks", "still detected"],
+        rows,
+    )
+
+
+def prompt_512() -> str:
+    """Benign prose of 512 MiniLM (WordPiece) tokens, [CLS] and [SEP] included."""
+    rng = random.Random(3)
+    words = [rng.choice(PAD_WORDS) for _ in range(500)]
+    return " ".join(words[:250]) + ". Could you summarise this for me? " + " ".join(words[250:])
+
+
+def latency_ms(pipeline: Pipeline, text: str, runs: int, clear: Callable[[], None]) -> list[float]:
+    out = []
+    for i in range(runs):
+        clear()
+        _, t = run_blocked(pipeline, [f"{text} {i}"])
+        out.append(1000 * t[0])
+    return out
+
+
+def latency_table(report: Report, rows: list[list[str]]) -> None:
+    report.table(
+        "Latency, input stage, one 512-token user prompt (this machine, caches cleared)",
+        ["stage", "runs", "p50 ms", "p95 ms"],
+        rows,
+    )
+
+
+def latency_row(name: str, samples: list[float]) -> list[str]:
+    p50, p95 = np.percentile(samples, [50, 95])
+    return [name, str(len(samples)), f"{p50:.2f}", f"{p95:.2f}"]
+
+
+def load_test() -> list[Row]:
+    return [r for r in datasets.load() if r.split == "test"]
+
+
+def clear_caches() -> None:
+    analyse.cache_clear()
+
+
+def lofo_table(
+    report: Report,
+    train: tuple[list[Row], np.ndarray],
+    test: tuple[list[Row], np.ndarray],
+    fast_blocked: dict[str, bool],
+    threshold: float,
+) -> None:
+    """Leave one family out of the head and bank; score that family's unseen test rows."""
+    from collections import Counter
+
+    from gateway.detection.train import fit_head
+
+    train_rows, train_emb = train
+    test_rows, test_emb = test
+    counts = Counter(r.family for r in train_rows if r.label == 1)
+    test_counts = Counter(r.family for r in test_rows if r.label == 1)
+    benign_idx = [i for i, r in enumerate(test_rows) if r.label == 0]
+    rows = []
+    for fam in sorted(f for f, c in counts.items() if c >= 20 and test_counts[f] >= 5):
+        head = fit_head(train_rows, train_emb, exclude_family=fam)
+        idx = [i for i, r in enumerate(test_rows) if r.family == fam and r.label == 1]
+        h, knn, _ = head.scores(test_emb[idx])
+        sem = np.maximum(h, knn) >= threshold
+        full = [s or fast_blocked[test_rows[i].text] for s, i in zip(sem, idx, strict=True)]
+        bh, bk, _ = head.scores(test_emb[benign_idx])
+        fpr = float(np.mean(np.maximum(bh, bk) >= threshold)) if benign_idx else float("nan")
+        rows.append(
+            [
+                fam,
+                str(counts[fam]),
+                str(len(idx)),
+                pct(float(np.mean(sem))),
+                pct(sum(full) / len(full)),
+                pct(fpr),
+            ]
+        )
+    report.table(
+        "Leave-one-family-out (head and kNN bank refitted without the family; whole-text "
+        "embeddings; semantic threshold as deployed)",
+        [
+            "held-out family",
+            "train rows removed",
+            "test attacks",
+            "semantic detected",
+            "all layers detected",
+            "benign FPR (semantic)",
+        ],
+        rows,
+    )

