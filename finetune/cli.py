@@ -9,8 +9,11 @@ import typer
 
 from finetune.base_model import DEFAULT_NAME
 
-app = typer.Typer(help="Turn traffic into training data and LoRA adapters.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Turn traffic into training data and LoRA adapters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 base_app = typer.Typer(help="The base model vLLM serves.", no_args_is_help=True)
 adapter_app = typer.Typer(help="LoRA adapter folders.", no_args_is_help=True)
 app.add_typer(base_app, name="base")
@@ -43,8 +46,14 @@ def adapter_init(
     from finetune.adapter_init import init_adapter
 
     folder = out or Path("adapters") / name
-    init_adapter(base_dir, folder, name=name, base_model_name=base_model_name,
-                 description=description, rank=rank)
+    init_adapter(
+        base_dir,
+        folder,
+        name=name,
+        base_model_name=base_model_name,
+        description=description,
+        rank=rank,
+    )
     typer.echo(folder)
 
 

@@ -16,6 +16,7 @@ from gateway.audit import Audit
 from gateway.auth import KeyStore
 from gateway.backends.vllm import VLLMBackend
 from gateway.errors import install_error_handlers
+from gateway.events import open_events
 from gateway.metrics import Metrics
 from gateway.middleware import RequestContext
 from gateway.pipeline import RuleOutcome, Stage
@@ -63,10 +64,12 @@ def create_app(
         metrics=metrics,
         audit=Audit(),
         tracer=tracer,
+        events=open_events(settings, metrics),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(gateway.events.start)  # a store that cannot open fails start
         task = None
         if reconcile and catalog.adapters:
             task = asyncio.create_task(
@@ -93,6 +96,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await background
             await backend.aclose()
+            await asyncio.to_thread(gateway.events.close)  # writes everything still queued
 
     app = Starlette(
         routes=ROUTES,

@@ -10,6 +10,7 @@ import typer
 
 from gateway.errors import ConfigError
 from gateway.eval_cli import eval_app
+from gateway.events_cli import events_app
 from gateway.policy_cli import policy_app
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ keys_app = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=
 app.add_typer(keys_app, name="keys")
 app.add_typer(policy_app, name="policy")
 app.add_typer(eval_app, name="eval")
+app.add_typer(events_app, name="events")
 
 
 @app.command()

@@ -82,7 +82,7 @@ def _semantic(
     emb = embed_cached([r.text for r in sampled], default_embedder(), cache_dir() / "emb.npz")
     check = sem_pipeline.rules[0].check
     assert isinstance(check, InjectionSemantic)
-    ev.lofo_table(out, training_set(600), (sampled, emb), fast_by_text, check.settings.threshold)
+    ev.lofo_table(out, training_set(600), (sampled, emb), fast_by_text, check.threshold)
 
     def clear() -> None:
         ev.clear_caches()

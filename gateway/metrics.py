@@ -96,3 +96,23 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        for result in ("ok", "error"):  # bounded label sets exist from the start, at 0
+            self.policy_reloads.labels(result)
+        self.event_queue_depth = Gauge(
+            "gateway_event_queue_depth",
+            "Events waiting for the event store's writer",
+            registry=r,
+        )
+        self.events_written = Counter(
+            "gateway_events_written",
+            "Events committed to the event store",
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "gateway_events_dropped",
+            "Events not stored, by reason (queue_full, write_failed, closed)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("queue_full", "write_failed", "closed"):
+            self.events_dropped.labels(reason)

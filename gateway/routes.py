@@ -38,7 +38,7 @@ from gateway.sse import SSEResponse
 from gateway.state import Gateway, gateway_of
 from gateway.streaming import StreamGuard, guarded_events
 from gateway.telemetry import OPERATION, record_answer, request_attributes
-from gateway.tracing import propagation_headers
+from gateway.tracing import current_trace_id, propagation_headers
 
 SERVED_AT = int(time.time())
 
@@ -85,6 +85,7 @@ async def _guarded_completion(
     ctx = CheckContext(endpoint, route.public, Stage.INPUT, principal.name, _request_id(request))
     checked = await policy.input.run(input_segments(endpoint, body), ctx)
     gw.audit.verdict(checked, ctx, policy.name)
+    gw.events.record(checked, ctx, policy, adapter=_adapter(route))
     if checked.blocked:
         raise _violation(checked)
     for segment, original in zip(checked.segments, input_segments(endpoint, body), strict=True):
@@ -111,16 +112,17 @@ async def _guarded_completion(
     gw.metrics.upstream_duration.labels(route.public).observe(time.perf_counter() - started)
     record_answer(span, gw.metrics, route.public, answer)
     return _checked_answer(
-        gw, endpoint, answer, route, out_ctx, await _output(gw, endpoint, answer, out_ctx)
+        gw, endpoint, answer, route, out_ctx, await _output(gw, endpoint, answer, out_ctx, route)
     )
 
 
 async def _output(
-    gw: Gateway, endpoint: Endpoint, answer: JSON, ctx: CheckContext
+    gw: Gateway, endpoint: Endpoint, answer: JSON, ctx: CheckContext, route: ModelRoute
 ) -> PipelineResult:
     policy = gw.policies.current
     result = await policy.output.run(answer_segments(endpoint, answer), ctx)
     gw.audit.verdict(result, ctx, policy.name)
+    gw.events.record(result, ctx, policy, adapter=_adapter(route))
     return result
 
 
@@ -152,14 +154,18 @@ async def _stream(
             gw.metrics.upstream_errors.labels(exc.code).inc()
             raise
     gw.metrics.upstream_duration.labels(route.public).observe(time.perf_counter() - started)
-    guard = StreamGuard(gw.policies.current.output, ctx, endpoint)
+    policy, trace_id = gw.policies.current, current_trace_id()  # on_error runs outside the span
+    guard = StreamGuard(policy.output, ctx, endpoint)
 
     def on_error(exc: GatewayError) -> None:
         if isinstance(exc, PolicyViolation):
             for rule in exc.rules:
                 gw.metrics.stream_cutoffs.labels(rule).inc()
             if guard.result is not None:
-                gw.audit.verdict(guard.result, ctx, gw.policies.current.name)
+                gw.audit.verdict(guard.result, ctx, policy.name)
+                gw.events.record(
+                    guard.result, ctx, policy, adapter=_adapter(route), trace_id=trace_id
+                )
         else:
             gw.metrics.upstream_errors.labels(exc.code).inc()
 
@@ -215,6 +221,10 @@ async def metrics(request: Request) -> Response:
 def _violation(result: PipelineResult) -> PolicyViolation:
     rules = tuple(o.rule.id for o in result.outcomes if o.verdict.action is result.action)
     return PolicyViolation(f"the request was blocked by policy: {result.reason()}", rules=rules)
+
+
+def _adapter(route: ModelRoute) -> str | None:
+    return route.adapter.name if route.adapter is not None else None
 
 
 def _trusted(principal: Principal) -> Principal:

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     adapter_reconcile_interval_s: float = Field(30.0, gt=0)
     log_json: bool = True
 
+    events_enabled: bool = Field(True, description="keep non-allow verdicts (docs/events.md)")
+    events_path: Path = Path(".gateway/events.sqlite3")
+    events_queue_size: int = Field(10_000, ge=1, description="beyond this, events are dropped")
+    events_retention_days: int = Field(30, ge=0, description="0 keeps events forever")
+
     @field_validator("base_model")
     @classmethod
     def _name_nonempty(cls, v: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opentelemetry.trace import Tracer
 from starlette.requests import Request
@@ -11,6 +11,7 @@ from gateway.adapters import Catalog
 from gateway.audit import Audit
 from gateway.auth import KeyStore
 from gateway.backends.base import Backend
+from gateway.events import EventRecorder, NoEvents
 from gateway.metrics import Metrics
 from gateway.policy import Policy
 from gateway.settings import Settings
@@ -37,6 +38,7 @@ class Gateway:
     metrics: Metrics
     audit: Audit
     tracer: Tracer
+    events: EventRecorder = field(default_factory=NoEvents)
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from rich.console import Console
@@ -44,11 +45,12 @@ def run_stack(settings: Settings, vllm_port: int, serve_python: Path) -> None:
         console.print(f"[green]✓[/] adapters loaded: {', '.join(sorted(adapters)) or 'none'}")
         key = ensure_dev_key(settings)
         configure_logging(json=False)
+        # Bind first: a request pasted right after the examples waits in the backlog.
+        sock = socket.create_server((settings.host, settings.port), backlog=2048)
         console.print(f"[green]✓[/] [4/4] gateway on http://{settings.host}:{settings.port}")
         print_examples(settings, key, sorted(adapters))
-        uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
-        )
+        config = uvicorn.Config(create_app(settings), log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         with console.status("stopping vLLM"):
             server.stop()

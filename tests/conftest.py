@@ -34,6 +34,7 @@ def settings(tmp_path: Path) -> Settings:
         adapters_dir=REPO / "adapters",
         policy_file=REPO / "policies" / "default.yaml",
         keys_file=tmp_path / "keys.json",
+        events_path=tmp_path / "events.sqlite3",
         upstream_read_timeout_s=2.0,
         max_body_bytes=64 * 1024,
     )

@@ -29,8 +29,12 @@ from gateway.pipeline import CheckContext, Finding, Verdict
 class InjectionSemantic:
     class Settings(ScopedSettings):
         head_file: Path = Field(HEAD, description="trained head (.npz)")
-        threshold: float = Field(0.9, ge=0.0, le=1.0)
-        indirect_threshold: float = Field(0.95, ge=0.0, le=1.0)
+        threshold: float | None = Field(  # type: ignore[assignment]
+            None, ge=0.0, le=1.0, description="None: the head's calibrated threshold"
+        )
+        indirect_threshold: float | None = Field(  # type: ignore[assignment]
+            None, ge=0.0, le=1.0, description="None: halfway from the threshold to 1"
+        )
         preload: bool = Field(True, description="load the model in the background at startup")
 
     def __init__(self, settings: Settings) -> None:
@@ -39,6 +43,13 @@ class InjectionSemantic:
             self.scorer = SemanticScorer(settings.head_file)
         except OSError as exc:
             raise ConfigError(f"cannot load semantic head {settings.head_file}: {exc}") from None
+        calibrated = self.scorer.head.threshold
+        self.threshold = settings.threshold if settings.threshold is not None else calibrated
+        self.indirect_threshold = (
+            settings.indirect_threshold
+            if settings.indirect_threshold is not None
+            else (1 + self.threshold) / 2
+        )
         if settings.preload:
             threading.Thread(target=self._warm, name="semantic-warm", daemon=True).start()
 
@@ -57,7 +68,8 @@ class InjectionSemantic:
         )
         findings: list[Finding] = []
         for (i, seg), r in zip(scanned, results, strict=True):
-            if r.score < self.settings.threshold_for(seg.role):
+            indirect = seg.role in self.settings.indirect_roles
+            if r.score < (self.indirect_threshold if indirect else self.threshold):
                 continue
             family = r.family or "semantic"
             reason = f"semantic injection score {r.score:.2f} (head {r.head:.2f}, kNN {r.knn:.2f})"

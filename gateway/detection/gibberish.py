@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +113,6 @@ def train(texts: Iterable[str]) -> GibberishModel:
     return GibberishModel(model.chars, model.shapes, center, scale)
 
 
-@cache
 def load_gibberish(path: Path) -> GibberishModel:
     with np.load(path) as data:
         center, scale = (float(x) for x in data["calibration"])

@@ -7,7 +7,9 @@ lazily, once, behind a lock; any load failure raises, so the check fails closed.
 synchronous CPU work: callers run it off the event loop (``anyio.to_thread``). Results are
 cached per text.
 
-A text's score is ``max(head probability, kNN score)`` over its windows and decoded views,
+A text is split into sentence-aligned windows; the whole message is the mean of their
+embeddings. Its score is ``max(head probability, kNN score)`` over the windows, the whole
+message and decoded views,
 where the kNN score maps the highest cosine similarity to the attack bank linearly from
 ``knn_floor`` (0) to ``knn_ceiling`` (1).
 """
@@ -33,7 +35,7 @@ _SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
 
 
 def windows(text: str) -> list[str]:
-    """Sentence-aligned windows of at most ``WINDOW_WORDS`` words, plus the whole text."""
+    """Sentence-aligned windows of at most ``WINDOW_WORDS`` words (at most ``MAX_WINDOWS``)."""
     chunks: list[str] = []
     current: list[str] = []
     for sentence in _SENTENCE.split(text.strip()):
@@ -51,8 +53,18 @@ def windows(text: str) -> list[str]:
         # Keep the head and tail windows: injections sit at either end of padded prompts.
         half = MAX_WINDOWS // 2
         chunks = chunks[:half] + chunks[-half:]
-    whole = " ".join(text.split())
-    return [whole, *chunks] if len(chunks) > 1 else [whole]
+    return chunks or [""]
+
+
+def whole_message(window_emb: FloatArray) -> FloatArray:
+    """The whole message's embedding: the normalised mean of its window embeddings.
+
+    Embedding the whole text directly costs a 256-token forward pass (MiniLM truncates there,
+    so long messages would not be covered anyway); the mean of the windows is free.
+    """
+    mean = window_emb.mean(axis=0, keepdims=True)
+    out: FloatArray = (mean / max(float(np.linalg.norm(mean)), 1e-9)).astype(np.float32)
+    return out
 
 
 class Embedder:
@@ -94,6 +106,8 @@ class Head:
     bank_family: tuple[str, ...]
     knn_floor: float
     knn_ceiling: float
+    threshold: float = 0.9
+    """Calibrated at training: the benign calibration set's 99.5th percentile score."""
 
     def scores(self, emb: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
         logits = emb @ self.coef + self.intercept
@@ -116,10 +130,10 @@ class Head:
             bank=self.bank.astype(np.float16),
             bank_family=np.array(self.bank_family),
             knn=np.array([self.knn_floor, self.knn_ceiling]),
+            threshold=np.array([self.threshold]),
         )
 
 
-@cache
 def load_head(path: Path) -> Head:
     with np.load(path) as data:
         floor, ceiling = (float(x) for x in data["knn"])
@@ -130,6 +144,7 @@ def load_head(path: Path) -> Head:
             tuple(str(f) for f in data["bank_family"]),
             floor,
             ceiling,
+            float(data["threshold"][0]) if "threshold" in data else 0.9,
         )
 
 
@@ -166,8 +181,12 @@ class SemanticScorer:
 
     def _score_uncached(self, text: str) -> SemanticResult:
         pieces = windows(text)
-        pieces += [v.raw for v in analyse(text).views if v.decoded][:3]
-        emb = self.embedder.encode(pieces)
+        decoded = [v.raw for v in analyse(text).views if v.decoded][:3]
+        emb = self.embedder.encode([*pieces, *decoded])
+        if len(pieces) > 1:
+            emb = np.concatenate([whole_message(emb[: len(pieces)]), emb])
+            pieces = ["(whole message)", *pieces]
+        pieces += decoded
         head, knn, nearest = self.head.scores(emb)
         combined = np.maximum(head, knn)
         i = int(combined.argmax())

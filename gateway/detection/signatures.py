@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import yaml
@@ -75,7 +74,6 @@ class Signatures:
         return list(found.values())
 
 
-@cache
 def load_signatures(path: Path) -> Signatures:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

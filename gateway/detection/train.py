@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from gateway.detection.semantic import Head, default_embedder
 app = typer.Typer(help="Train the detector's artifacts.", pretty_exceptions_enable=False)
 SEED = 13
 BANK_SIZE = 1500
+CALIBRATION_SIZE = 1000
 
 
 def sample(rows: list[datasets.Row], per_group: int, seed: int = SEED) -> list[datasets.Row]:
@@ -60,6 +62,20 @@ def fit_head(rows: list[datasets.Row], emb: np.ndarray, exclude_family: str | No
     )
 
 
+def calibrate(head: Head, used: list[datasets.Row], n: int = CALIBRATION_SIZE) -> Head:
+    """Set the threshold to the 99.5th percentile score of benign *train* rows the head did not
+    see (a seeded sample): the FPR target is met on data that is neither trained on nor test."""
+    seen = {r.text for r in used}
+    spare = [
+        r for r in datasets.load() if r.split == "train" and r.label == 0 and r.text not in seen
+    ]
+    rows = random.Random(SEED).sample(spare, min(n, len(spare)))
+    emb = embed_cached([r.text for r in rows], default_embedder(), cache_dir() / "emb.npz")
+    h, knn, _ = head.scores(emb)
+    threshold = float(np.quantile(np.maximum(h, knn), 0.995))
+    return replace(head, threshold=min(max(threshold, 0.5), 0.99))
+
+
 def training_set(per_group: int) -> tuple[list[datasets.Row], np.ndarray]:
     rows = sample([r for r in datasets.load() if r.split == "train"], per_group)
     emb = embed_cached([r.text for r in rows], default_embedder(), cache_dir() / "emb.npz")
@@ -91,10 +107,13 @@ def train_head(
     """Train only the semantic head (embeds the sampled train split; cached)."""
     _ensure_corpus()
     rows, emb = training_set(per_group)
-    head = fit_head(rows, emb)
+    head = calibrate(fit_head(rows, emb), rows)
     head.save(out)
     n_attack = sum(r.label for r in rows)
-    typer.echo(f"head: {len(rows)} rows ({n_attack} attacks), bank {len(head.bank)} -> {out}")
+    typer.echo(
+        f"head: {len(rows)} rows ({n_attack} attacks), bank {len(head.bank)}, "
+        f"threshold {head.threshold:.3f} -> {out}"
+    )
 
 
 @app.callback(invoke_without_command=True)

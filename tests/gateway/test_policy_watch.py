@@ -69,6 +69,7 @@ async def live(
         adapters_dir=REPO / "adapters",
         policy_file=policy_file,
         keys_file=tmp_path / "keys.json",
+        events_path=tmp_path / "events.sqlite3",
     )
     key = add_key(settings.keys_file, "tester")
     app = create_app(

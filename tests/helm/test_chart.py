@@ -449,3 +449,18 @@ def test_an_external_upstream_replaces_the_charts_vllm() -> None:
     ]
     env = env_of(container(one(docs, "Deployment", "gateway")))
     assert env["GATEWAY_UPSTREAM_URL"]["value"] == url
+
+
+def test_the_event_store_lives_on_a_writable_volume(default_docs: list[Doc]) -> None:
+    # The root filesystem is read-only: the SQLite file must sit on a mounted, writable volume.
+    deployment = one(default_docs, "Deployment", "gateway")
+    c = container(deployment)
+    path = env_of(c)["GATEWAY_EVENTS_PATH"]["value"]
+    mounts = [m for m in c["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/")]
+    assert mounts and not mounts[0].get("readOnly", False)
+    volume = next(
+        v
+        for v in deployment["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == mounts[0]["name"]
+    )
+    assert "emptyDir" in volume or "persistentVolumeClaim" in volume

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -71,11 +71,17 @@ class RunningGateway:
     key: str
     server: uvicorn.Server
     thread: threading.Thread
+    clients: list[openai.OpenAI] = field(default_factory=list)
 
-    def client(self, **kw: object) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0, **kw)  # type: ignore[arg-type]
+    def client(self) -> openai.OpenAI:
+        """An openai client for this gateway, closed when the gateway stops."""
+        client = openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0)
+        self.clients.append(client)
+        return client
 
     def stop(self) -> None:
+        for client in self.clients:
+            client.close()
         self.server.should_exit = True
         self.thread.join(10)
 
@@ -106,6 +112,7 @@ def gateway_settings(upstream: str, adapters_dir: Path, keys_file: Path) -> Sett
         adapters_dir=adapters_dir,
         policy_file=REPO / "policies" / "default.yaml",
         keys_file=keys_file,
+        events_path=keys_file.parent / "events.sqlite3",
         upstream_read_timeout_s=60,
         adapter_reconcile_interval_s=5,
     )

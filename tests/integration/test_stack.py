@@ -145,3 +145,38 @@ def test_upstream_killed_mid_stream_ends_with_a_clean_error(
     finally:
         running.stop()
         proxy.kill()
+
+
+def test_metrics_expose_the_operational_series_after_real_traffic(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    client.chat.completions.create(model=ADAPTERS[1], messages=QUESTION, max_tokens=8)
+    for _ in client.chat.completions.create(
+        model=BASE, messages=QUESTION, max_tokens=8, stream=True
+    ):
+        pass
+    text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+
+    def value(series: str) -> float:
+        match = re.search(re.escape(series) + r" ([0-9.e+]+)$", text, re.M)
+        assert match, f"{series} not exposed"
+        return float(match.group(1))
+
+    route = "/v1/chat/completions"
+    assert (
+        value(f'gateway_requests_total{{model="{ADAPTERS[1]}",route="{route}",status="200"}}') >= 1
+    )
+    assert value(f'gateway_request_duration_seconds_count{{model="{BASE}",route="{route}"}}') >= 1
+    assert value(f'gateway_upstream_duration_seconds_count{{model="{ADAPTERS[1]}"}}') >= 1
+    assert value(f'gateway_time_to_first_token_seconds_count{{model="{BASE}"}}') >= 1
+    assert value(f'gateway_tokens_total{{direction="output",model="{ADAPTERS[1]}"}}') >= 1
+    assert value(f'gateway_tokens_total{{direction="input",model="{ADAPTERS[1]}"}}') >= 1
+    assert (
+        value('gateway_check_duration_seconds_count{rule="classic-injection",stage="input"}') >= 2
+    )
+    assert 'gateway_check_verdicts_total{action="block",family="instruction_override"' in text
+    assert value(f'gateway_adapter_loads_total{{adapter="{ADAPTERS[0]}",result="loaded"}}') >= 1
+    assert value('gateway_policy_reloads_total{result="error"}') == 0
+    assert "gateway_requests_in_flight" in text
+    assert value("gateway_event_queue_depth") >= 0
+    assert value("gateway_events_written_total") >= 1  # the blocked request earlier in the session
+    assert "capital of France" not in text and gateway.key not in text

@@ -6,20 +6,34 @@ import numpy as np
 import pytest
 
 from gateway.detection.paths import HEAD
-from gateway.detection.semantic import MAX_WINDOWS, WINDOW_WORDS, Head, SemanticScorer, windows
+from gateway.detection.semantic import (
+    MAX_WINDOWS,
+    WINDOW_WORDS,
+    Head,
+    SemanticScorer,
+    whole_message,
+    windows,
+)
 
 
 def test_short_text_is_one_window() -> None:
     assert windows("  What is   the capital of France? ") == ["What is the capital of France?"]
 
 
-def test_long_text_is_whole_plus_bounded_windows() -> None:
+def test_long_text_is_bounded_windows_keeping_head_and_tail() -> None:
     text = " ".join(f"Sentence number {i} is here." for i in range(200))
     out = windows(text)
-    assert out[0] == " ".join(text.split())
-    assert 1 < len(out) <= MAX_WINDOWS + 1
-    assert all(len(w.split()) <= WINDOW_WORDS for w in out[1:])
-    assert out[-1].endswith("Sentence number 199 is here.")  # the tail is always kept
+    assert 1 < len(out) <= MAX_WINDOWS
+    assert all(len(w.split()) <= WINDOW_WORDS for w in out)
+    assert out[0].startswith("Sentence number 0 is here.")
+    assert out[-1].endswith("Sentence number 199 is here.")
+
+
+def test_whole_message_is_the_normalised_mean_of_windows() -> None:
+    emb = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    whole = whole_message(emb)
+    assert whole.shape == (1, 3)
+    assert np.allclose(whole, [[2**-0.5, 2**-0.5, 0]])
 
 
 def test_head_combines_logistic_and_nearest_neighbour(tmp_path: Path) -> None:
