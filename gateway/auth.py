@@ -4,8 +4,11 @@ Keys file (JSON)::
 
     {"keys": [{"name": "dev", "sha256": "<hex>", "models": ["*"]}]}
 
-``models`` lists the public model names the key may use (``"*"``: all). Keys are random
-256-bit tokens, so an unsalted SHA-256 is a sound verifier and the file leaks nothing usable.
+``models`` lists the public model names the key may use (``"*"``: all). Optional per key:
+``requests_per_minute`` and ``tokens_per_minute`` (gateway/ratelimit.py), and ``admin: true``
+for the admin API (docs/fleet.md); an admin key is a key like any other for inference.
+Keys are random 256-bit tokens, so an unsalted SHA-256 is a sound verifier and the file leaks
+nothing usable.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class KeyEntry(BaseModel):
     name: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     models: list[str] = Field(default_factory=lambda: ["*"])
+    admin: bool = False
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
 
 
 class KeysFile(BaseModel):
@@ -42,6 +48,9 @@ class Principal:
 
     name: str
     models: frozenset[str]
+    admin: bool = False
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
     def may_use(self, model: str) -> bool:
         return "*" in self.models or model in self.models
@@ -58,7 +67,17 @@ def new_key() -> str:
 class KeyStore:
     def __init__(self, entries: list[KeyEntry]) -> None:
         self._entries = [
-            (bytes.fromhex(e.sha256), Principal(e.name, frozenset(e.models))) for e in entries
+            (
+                bytes.fromhex(e.sha256),
+                Principal(
+                    e.name,
+                    frozenset(e.models),
+                    e.admin,
+                    e.requests_per_minute,
+                    e.tokens_per_minute,
+                ),
+            )
+            for e in entries
         ]
 
     def __len__(self) -> int:
@@ -90,7 +109,15 @@ class KeyStore:
         return found
 
 
-def add_key(path: Path, name: str, models: list[str] | None = None) -> str:
+def add_key(
+    path: Path,
+    name: str,
+    models: list[str] | None = None,
+    *,
+    admin: bool = False,
+    requests_per_minute: int | None = None,
+    tokens_per_minute: int | None = None,
+) -> str:
     """Create a key, store its hash in ``path`` and return the key (shown once)."""
     current = KeysFile()
     if path.exists():
@@ -98,7 +125,14 @@ def add_key(path: Path, name: str, models: list[str] | None = None) -> str:
     if any(e.name == name for e in current.keys):
         raise ConfigError(f"a key named {name!r} already exists in {path}")
     key = new_key()
-    entry = KeyEntry(name=name, sha256=hash_key(key), models=models or ["*"])
+    entry = KeyEntry(
+        name=name,
+        sha256=hash_key(key),
+        models=models or ["*"],
+        admin=admin,
+        requests_per_minute=requests_per_minute,
+        tokens_per_minute=tokens_per_minute,
+    )
     updated = KeysFile(keys=[*current.keys, entry])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -2,16 +2,18 @@
 
 If an answer contains the request's canary, the model has repeated its system prompt: a prompt
 extraction succeeded. The ``canary`` output check (:mod:`gateway.checks.canary`) blocks such
-answers. Wiring, in a route (not done by default)::
+answers. A policy asks for planting with ``plant: true`` on a ``canary`` output rule
+(:func:`plants_canary`); the chat route then does::
 
     token = new_canary()
     body = add_canary(body, token)          # before the backend call
     with canary_scope(token):               # output checks run inside this scope
         ...                                 # backend call, output pipeline, stream
 
-The token reaches the check through a context variable, so the check protocol needs no new
-argument. A streamed answer is checked after the endpoint returned, so for streams the scope is
-entered inside the generator that produces the SSE body.
+Only chat requests carry one (a completion has no system prompt). The token reaches the check
+through a context variable, so the check protocol needs no new argument. A streamed answer is
+checked after the endpoint returned, so for streams the scope is entered inside the generator
+that produces the SSE body.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+
+from gateway.pipeline import Pipeline
 
 PREFIX = "gwc"
 TOKEN_RE = re.compile(rf"\b{PREFIX}-[0-9a-f]{{16}}\b", re.IGNORECASE)
@@ -41,12 +45,18 @@ def current_canary() -> str | None:
 
 
 @contextmanager
-def canary_scope(token: str) -> Iterator[None]:
+def canary_scope(token: str | None) -> Iterator[None]:
+    """The canary of the request being served inside this block (None: none planted)."""
     reset = _current.set(token)
     try:
         yield
     finally:
         _current.reset(reset)
+
+
+def plants_canary(output: Pipeline) -> bool:
+    """Whether an output pipeline has a rule asking the gateway to plant a canary."""
+    return any(getattr(rule.check, "plants_canary", False) is True for rule in output.rules)
 
 
 def canary_instruction(token: str) -> str:

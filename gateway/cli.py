@@ -36,6 +36,7 @@ def serve(
     """Run the gateway alone against the configured upstream (GATEWAY_UPSTREAM_URL)."""
     import uvicorn
 
+    from gateway.admin import listen_sockets
     from gateway.app import create_app
     from gateway.logging import configure_logging
 
@@ -47,14 +48,16 @@ def serve(
     settings = _settings(**overrides)
     configure_logging(json=settings.log_json)
     application = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
         log_level="warning",
-        loop="auto",
-        http="auto",
+        loop="uvloop",  # explicit: "auto" silently falls back to asyncio/h11 (docs/benchmarks.md)
+        http="httptools",
+        access_log=False,  # the gateway's own middleware records every request
     )
+    uvicorn.Server(config).run(sockets=listen_sockets(settings))  # + GATEWAY_ADMIN_PORT
 
 
 @app.command()
@@ -77,12 +80,17 @@ def keys_add(
         list[str] | None, typer.Option("--model", help="allowed model (repeat)")
     ] = None,
     keys_file: Annotated[Path | None, typer.Option(help="keys file (GATEWAY_KEYS_FILE)")] = None,
+    admin: Annotated[bool, typer.Option(help="may use the admin API")] = False,
+    rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
 ) -> None:
     """Create a key; print it once. Only its hash is stored."""
     from gateway.auth import add_key
 
     path = keys_file or _settings().keys_file
-    typer.echo(add_key(path, name, models))
+    typer.echo(
+        add_key(path, name, models, admin=admin, requests_per_minute=rpm, tokens_per_minute=tpm)
+    )
 
 
 def _settings(**overrides: object) -> Settings:

@@ -14,10 +14,12 @@ The tree (HTTP status in brackets)::
     │   └── UnsupportedMediaType [415 unsupported_media_type]
     ├── AuthenticationFailed [401 invalid_api_key]
     ├── PermissionDenied [403 model_not_allowed]
+    │   └── AdminRequired [403 admin_key_required]
     ├── RateLimited [429 rate_limit_exceeded]
     ├── UpstreamError [502 upstream_error]
     │   ├── UpstreamBadResponse [502 upstream_bad_response]
     │   ├── UpstreamUnavailable [503 upstream_unavailable]
+    │   │   └── UpstreamUnreachable [503]   no connection made: safe to try another replica
     │   ├── UpstreamTimeout [504 upstream_timeout]
     │   └── UpstreamRejected [4xx as the upstream said]
     └── ConfigError [500 configuration_error]   raised at load time, before serving
@@ -99,6 +101,12 @@ class PermissionDenied(GatewayError):
     code = "model_not_allowed"
 
 
+class AdminRequired(PermissionDenied):
+    """A valid key that is not an admin key, on the admin API."""
+
+    code = "admin_key_required"
+
+
 class RateLimited(GatewayError):
     status_code = 429
     error_type = "rate_limit_error"
@@ -125,6 +133,10 @@ class UpstreamBadResponse(UpstreamError):
 class UpstreamUnavailable(UpstreamError):
     status_code = 503
     code = "upstream_unavailable"
+
+
+class UpstreamUnreachable(UpstreamUnavailable):
+    """No connection could be made, so nothing was sent: another replica may be tried."""
 
 
 class UpstreamTimeout(UpstreamError):

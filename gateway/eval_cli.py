@@ -10,17 +10,23 @@ import typer
 
 if TYPE_CHECKING:
     from gateway.detection.datasets import Row
-    from gateway.detection.evaluate import Report
+    from gateway.detection.evaluate import Classifier, Report, Summary
 
 eval_app = typer.Typer(help="Benchmarks of the gateway's guards.", no_args_is_help=True)
+
+PADDING_CAP = 150
+"""Detected attacks re-scored with padding, per detector (the slow ones bound the run)."""
 
 
 @eval_app.command("detection")
 def detection(
     per_group: Annotated[
-        int, typer.Option(help="semantic stage: test rows sampled per (source, label)")
+        int, typer.Option(help="sampled stage: test rows per (source, label)")
     ] = 120,
     semantic: Annotated[bool, typer.Option(help="also evaluate the semantic layer")] = True,
+    peers: Annotated[
+        bool, typer.Option(help="also evaluate the peer detectors (the 'eval' extra)")
+    ] = True,
     latency_runs: Annotated[int, typer.Option(help="runs for the fast-stage latency")] = 200,
     report: Annotated[Path | None, typer.Option(help="also write the tables here")] = None,
 ) -> None:
@@ -29,33 +35,53 @@ def detection(
 
     rows = ev.load_test()
     out = ev.Report()
-    fast = ev.fast_pipeline()
-    texts = [r.text for r in rows]
-    fast_blocked, _ = ev.run_blocked(fast, texts)
+    fast = ev.pipeline_classifier(ev.fast_pipeline())
+    fast_blocked = fast([r.text for r in rows])
     ev.detection_tables(out, "Fast layers (smuggling + signatures + suffix)", rows, fast_blocked)
     detected = [r.text for r, b in zip(rows, fast_blocked, strict=True) if b and r.label == 1]
     ev.padding_table(out, "Fast layers", fast, detected)
+
+    fast_by_text = {r.text: b for r, b in zip(rows, fast_blocked, strict=True)}
+    sampled = ev.sample(rows, per_group)
     prompt = ev.prompt_512()
-    latency = [
-        ev.latency_row("fast layers", ev.latency_ms(fast, prompt, latency_runs, ev.clear_caches))
+    summaries = [
+        _summary(
+            "ours: fast layers (default policy)",
+            sampled,
+            [fast_by_text[r.text] for r in sampled],
+            fast,
+            ev.latency_ms(fast, prompt, latency_runs, ev.clear_caches),
+        )
     ]
     if semantic:
-        _semantic(out, rows, fast_blocked, prompt, latency, per_group)
-    ev.latency_table(out, latency)
+        summaries += _semantic(out, sampled, fast_by_text, prompt, per_group)
+    if peers:
+        summaries += _peers(out, sampled, prompt)
+    ev.summary_table(
+        out,
+        f"Side by side on the same sample (test split, <= {per_group} rows per source and "
+        "label); latency on one 512-token prompt, this machine",
+        summaries,
+    )
     text = out.markdown()
     typer.echo(text)
     if report is not None:
         report.write_text(text, encoding="utf-8")
 
 
+def _summary(
+    name: str, rows: list[Row], blocked: list[bool], classify: Classifier, latency: list[float]
+) -> Summary:
+    from gateway.detection import evaluate as ev
+
+    detected = [r.text for r, b in zip(rows, blocked, strict=True) if b and r.label == 1]
+    padding = ev.padding_kept(classify, detected[:PADDING_CAP])
+    return ev.Summary(name, rows, blocked, padding, latency)
+
+
 def _semantic(
-    out: Report,
-    rows: list[Row],
-    fast_blocked: list[bool],
-    prompt: str,
-    latency: list[list[str]],
-    per_group: int,
-) -> None:
+    out: Report, sampled: list[Row], fast_by_text: dict[str, bool], prompt: str, per_group: int
+) -> list[Summary]:
     from gateway.checks.injection_semantic import InjectionSemantic
     from gateway.detection import evaluate as ev
     from gateway.detection.embeddings_cache import embed_cached
@@ -64,21 +90,15 @@ def _semantic(
     from gateway.detection.train import training_set
     from gateway.pipeline import Pipeline, Stage
 
-    fast_by_text = {r.text: b for r, b in zip(rows, fast_blocked, strict=True)}
-    sampled = ev.sample(rows, per_group)
     sem_pipeline = ev.semantic_pipeline()
-    sem_blocked, _ = ev.run_blocked(sem_pipeline, [r.text for r in sampled])
+    sem = ev.pipeline_classifier(sem_pipeline)
+    sem_blocked = sem([r.text for r in sampled])
     combined = [s or fast_by_text[r.text] for r, s in zip(sampled, sem_blocked, strict=True)]
-    ev.detection_tables(
-        out,
-        f"Semantic layer alone (sample: <= {per_group} per source/label)",
-        sampled,
-        sem_blocked,
-    )
+    ev.detection_tables(out, f"Semantic layer alone (sample: <= {per_group})", sampled, sem_blocked)
     ev.detection_tables(out, "All layers (same sample)", sampled, combined)
-    detected = [r.text for r, b in zip(sampled, combined, strict=True) if b and r.label == 1]
-    everything = Pipeline(Stage.INPUT, [*ev.fast_pipeline().rules, *sem_pipeline.rules])
-    ev.padding_table(out, "All layers", everything, detected[:150])
+    everything = ev.pipeline_classifier(
+        Pipeline(Stage.INPUT, [*ev.fast_pipeline().rules, *sem_pipeline.rules])
+    )
     emb = embed_cached([r.text for r in sampled], default_embedder(), cache_dir() / "emb.npz")
     check = sem_pipeline.rules[0].check
     assert isinstance(check, InjectionSemantic)
@@ -88,5 +108,39 @@ def _semantic(
         ev.clear_caches()
         check.scorer.clear_cache()
 
-    latency.append(ev.latency_row("semantic layer", ev.latency_ms(sem_pipeline, prompt, 10, clear)))
-    latency.append(ev.latency_row("all layers", ev.latency_ms(everything, prompt, 10, clear)))
+    return [
+        _summary(
+            "ours: semantic layer alone",
+            sampled,
+            sem_blocked,
+            sem,
+            ev.latency_ms(sem, prompt, 20, clear),
+        ),
+        _summary(
+            "ours: all layers",
+            sampled,
+            combined,
+            everything,
+            ev.latency_ms(everything, prompt, 20, clear),
+        ),
+    ]
+
+
+def _peers(out: Report, sampled: list[Row], prompt: str) -> list[Summary]:
+    from collections.abc import Sequence
+
+    from gateway.detection import evaluate as ev
+    from gateway.detection.peers import PEERS, Detector, load_peer
+
+    summaries = []
+    for name in PEERS:
+        detect = load_peer(name)
+
+        def classify(texts: Sequence[str], detect: Detector = detect) -> list[bool]:
+            return [detect(t) for t in texts]
+
+        blocked = classify([r.text for r in sampled])
+        ev.detection_tables(out, f"Peer {name} (same sample)", sampled, blocked)
+        latency = ev.latency_ms(classify, prompt, 20, lambda: None)
+        summaries.append(_summary(f"peer: {name}", sampled, blocked, classify, latency))
+    return summaries

@@ -1,5 +1,9 @@
 """``gateway events export|prune``: read the event store of blocked traffic while the gateway
-writes it (WAL lets readers and the writer work at once).
+writes it (SQLite's WAL, and PostgreSQL, let readers and the writer work at once).
+
+The store is the gateway's own (``GATEWAY_EVENTS_URL``, else ``GATEWAY_EVENTS_PATH``) unless
+``--db`` names another: a SQLite file's path or a URL. Prefer the environment variable for a
+PostgreSQL URL with a password: a command line is visible to every user of the machine.
 
 Exit codes: 0 done; 2 no store where pointed, or a bad setting.
 """
@@ -15,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from gateway.errors import ConfigError
-from gateway.events import EventDB
+from gateway.events import EventDB, events_target, open_db
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -25,7 +29,12 @@ events_app = typer.Typer(
 )
 
 Store = Annotated[
-    Path | None, typer.Option("--db", help="the event store (default: GATEWAY_EVENTS_PATH)")
+    str | None,
+    typer.Option(
+        "--db",
+        help="a SQLite file or a postgresql:// URL "
+        "(default: GATEWAY_EVENTS_URL, else GATEWAY_EVENTS_PATH)",
+    ),
 ]
 When = Annotated[datetime | None, typer.Option(help="UTC unless an offset is given")]
 Out = Annotated[Path | None, typer.Option("--out", help="file to write (default: stdout)")]
@@ -63,9 +72,9 @@ def prune(db: Store = None, older_than_days: Days = None) -> None:
     typer.echo(f"pruned {removed} event(s) older than {days} day(s)")
 
 
-def _open(db: Path | None) -> EventDB:
+def _open(db: str | None) -> EventDB:
     try:
-        return EventDB(db if db is not None else _settings().events_path, create=False)
+        return open_db(db if db is not None else events_target(_settings()), create=False)
     except ConfigError as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(2) from None

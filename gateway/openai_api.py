@@ -20,6 +20,9 @@ from gateway.errors import InvalidRequest
 
 JSON = dict[str, Any]
 MAX_JSON_DEPTH = 64
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+"""The roles OpenAI defines. Checks choose what to read by role (``system`` is trusted), so an
+unknown or re-cased role (``"User"``) would be read by none of them: it is refused instead."""
 
 
 class Endpoint(StrEnum):
@@ -101,8 +104,11 @@ def _chat_segments(body: JSON) -> list[Segment]:
         if not isinstance(message, dict):
             raise InvalidRequest(f"messages[{turn}] must be an object", param="messages")
         role = message.get("role")
-        if not isinstance(role, str):
-            raise InvalidRequest(f"messages[{turn}].role must be a string", param="messages")
+        if not isinstance(role, str) or role not in CHAT_ROLES:
+            raise InvalidRequest(
+                f"messages[{turn}].role must be one of {', '.join(sorted(CHAT_ROLES))}",
+                param="messages",
+            )
         content = message.get("content")
         base: tuple[str | int, ...] = ("messages", turn, "content")
         if isinstance(content, str):

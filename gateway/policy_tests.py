@@ -36,6 +36,8 @@ from gateway.pipeline import Action, CheckContext, PipelineResult, Stage
 from gateway.policy import Policy, describe_validation_error, load_policy
 
 TESTS_SUFFIX = ".tests.yaml"
+BINDINGS_FILE = "bindings.yaml"
+"""Policy bindings (:mod:`gateway.policy_binding`), not a policy."""
 
 
 class Message(BaseModel):
@@ -123,8 +125,12 @@ def tests_for(policy_path: Path) -> Path:
 
 
 def policy_files(directory: Path) -> list[Path]:
-    """The policies in ``directory``: ``*.yaml`` that are not test files."""
-    return sorted(p for p in directory.glob("*.yaml") if not p.name.endswith(TESTS_SUFFIX))
+    """The policies in ``directory``: ``*.yaml`` that are not test or bindings files."""
+    return sorted(
+        p
+        for p in directory.glob("*.yaml")
+        if not p.name.endswith(TESTS_SUFFIX) and p.name != BINDINGS_FILE
+    )
 
 
 def segments_of(case: Case) -> list[Segment]:

@@ -67,12 +67,15 @@ class PolicyReloader:
             if text is None:
                 raise ConfigError(f"cannot read policy {self.path}")
             policy = parse_policy(text, str(self.path))
-        except ConfigError as exc:
+        except Exception as exc:  # any failure (e.g. RecursionError on hostile YAML) keeps the
+            # last good policy; letting it escape would end the watcher and every later reload
             self.metrics.policy_reloads.labels("error").inc()
             _log.error(
                 "policy_reload_failed",
                 path=str(self.path),
-                error=exc.message,
+                error=exc.message
+                if isinstance(exc, ConfigError)
+                else f"{type(exc).__name__}: {exc}",
                 kept=self.holder.current.name,
             )
             return False

@@ -1,57 +1,28 @@
-"""Keeps the upstream serving every registered adapter.
+"""Keeps every replica serving what the registry says, and watches their health.
 
-Compares the upstream's ``/v1/models`` with the registry and loads what is missing through
-``/v1/load_lora_adapter``; runs at start and then periodically, so a restarted vLLM gets its
-adapters back without an operator.
+Each tick probes every replica's ``/v1/models`` (the health check), loads the shadow and active
+adapters a replica lacks through ``/v1/load_lora_adapter`` and unloads retired ones (see
+:class:`gateway.lifecycle.AdapterLifecycle`). So a restarted vLLM gets its adapters back without
+an operator. While anything is missing or down it looks again every second.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import structlog
 
-from gateway.adapters import Catalog
-from gateway.backends.base import Backend
-from gateway.errors import GatewayError
-from gateway.metrics import Metrics
+from gateway.lifecycle import AdapterLifecycle
 
 log = structlog.get_logger("gateway.adapters")
+RETRY_S = 1.0
 
 
-async def reconcile_once(
-    backend: Backend, catalog: Catalog, metrics: Metrics, upstream_dir: Path | None = None
-) -> list[str]:
-    """Load every registered adapter the upstream lacks; return the names still missing."""
-    served = set(await backend.model_ids())
-    missing = []
-    for name, adapter in sorted(catalog.adapters.items()):
-        if name in served:
-            continue
-        path = str(upstream_dir / adapter.path.name) if upstream_dir else str(adapter.path)
-        try:
-            await backend.load_adapter(name, path)
-        except GatewayError as exc:
-            metrics.adapter_loads.labels(name, "error").inc()
-            log.error("adapter_load_failed", adapter=name, error=exc.message)
-            missing.append(name)
-        else:
-            metrics.adapter_loads.labels(name, "loaded").inc()
-            log.info("adapter_loaded", adapter=name)
-    return missing
-
-
-async def reconcile_forever(
-    backend: Backend,
-    catalog: Catalog,
-    metrics: Metrics,
-    interval_s: float,
-    upstream_dir: Path | None = None,
-) -> None:
+async def reconcile_forever(lifecycle: AdapterLifecycle, interval_s: float) -> None:
+    last: list[str] = []
     while True:
-        try:
-            missing = await reconcile_once(backend, catalog, metrics, upstream_dir)
-        except GatewayError:
-            missing = ["<upstream unreachable>"]
-        await asyncio.sleep(min(interval_s, 2.0) if missing else interval_s)
+        pending = await lifecycle.reconcile_all()
+        if pending != last:
+            log.info("fleet_reconciled", pending=pending)
+            last = pending
+        await asyncio.sleep(min(interval_s, RETRY_S) if pending else interval_s)

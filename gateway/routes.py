@@ -4,6 +4,7 @@ output checks -> response. Errors are raised, never built here (see :mod:`gatewa
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from opentelemetry import trace
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from gateway.adapters import ModelRoute
 from gateway.auth import Principal
+from gateway.canary import add_canary, canary_scope, new_canary, plants_canary
 from gateway.errors import (
     BodyTooLarge,
     GatewayError,
@@ -33,7 +35,10 @@ from gateway.openai_api import (
     require_model,
     wants_stream,
 )
+from gateway.openapi import openapi_json
 from gateway.pipeline import Action, CheckContext, PipelineResult, Stage
+from gateway.policy import Policy
+from gateway.ratelimit import MeteredStream, answer_tokens
 from gateway.sse import SSEResponse
 from gateway.state import Gateway, gateway_of
 from gateway.streaming import StreamGuard, guarded_events
@@ -74,13 +79,14 @@ async def _guarded_completion(
     gw: Gateway, request: Request, endpoint: Endpoint, span: Span
 ) -> Response:
     principal = gw.keys.authenticate(request.headers.get("authorization"))
+    await gw.limits.admit(principal)  # 429 with Retry-After (gateway/ratelimit.py)
     body = parse_body(await _read_body(request, gw.settings.max_body_bytes))
     route = gw.catalog.resolve(require_model(body), principal)
     request.scope.setdefault("state", {})["model"] = route.public
     span.update_name(f"{OPERATION[endpoint]} {route.public}")
     span.set_attributes(request_attributes(endpoint, route.public, body))
     stream = wants_stream(body)
-    policy = gw.policies.current  # this request keeps this version to the end
+    policy = gw.policy_for(principal.name, route.public)  # kept to the end (policy_binding.py)
 
     ctx = CheckContext(endpoint, route.public, Stage.INPUT, principal.name, _request_id(request))
     checked = await policy.input.run(input_segments(endpoint, body), ctx)
@@ -95,13 +101,16 @@ async def _guarded_completion(
         route = gw.catalog.resolve(checked.route_to, _trusted(principal))
 
     body["model"] = route.upstream
+    canary = new_canary() if endpoint is Endpoint.CHAT and plants_canary(policy.output) else None
+    if canary is not None:  # after the input checks: the system prompt is the gateway's
+        body = add_canary(body, canary)
     span.set_attribute("gateway.policy", policy.name)
     span.set_attribute("gateway.input_action", checked.action.value)
     if route.adapter is not None:
         span.set_attribute("gateway.adapter", route.adapter.name)
     out_ctx = CheckContext(endpoint, route.public, Stage.OUTPUT, principal.name, ctx.request_id)
     if stream:
-        return await _stream(gw, endpoint, body, route, out_ctx)
+        return await _stream(gw, endpoint, body, route, out_ctx, principal, policy, canary)
     started = time.perf_counter()
     with gw.tracer.start_as_current_span(f"POST {endpoint.value}", kind=SpanKind.CLIENT):
         try:
@@ -111,15 +120,20 @@ async def _guarded_completion(
             raise
     gw.metrics.upstream_duration.labels(route.public).observe(time.perf_counter() - started)
     record_answer(span, gw.metrics, route.public, answer)
-    return _checked_answer(
-        gw, endpoint, answer, route, out_ctx, await _output(gw, endpoint, answer, out_ctx, route)
-    )
+    await gw.limits.spend(principal, answer_tokens(answer))
+    with canary_scope(canary):
+        result = await _output(gw, policy, endpoint, answer, out_ctx, route)
+    return _checked_answer(gw, endpoint, answer, route, out_ctx, result)
 
 
 async def _output(
-    gw: Gateway, endpoint: Endpoint, answer: JSON, ctx: CheckContext, route: ModelRoute
+    gw: Gateway,
+    policy: Policy,
+    endpoint: Endpoint,
+    answer: JSON,
+    ctx: CheckContext,
+    route: ModelRoute,
 ) -> PipelineResult:
-    policy = gw.policies.current
     result = await policy.output.run(answer_segments(endpoint, answer), ctx)
     gw.audit.verdict(result, ctx, policy.name)
     gw.events.record(result, ctx, policy, adapter=_adapter(route))
@@ -144,7 +158,14 @@ def _checked_answer(
 
 
 async def _stream(
-    gw: Gateway, endpoint: Endpoint, body: JSON, route: ModelRoute, ctx: CheckContext
+    gw: Gateway,
+    endpoint: Endpoint,
+    body: JSON,
+    route: ModelRoute,
+    ctx: CheckContext,
+    principal: Principal,
+    policy: Policy,
+    canary: str | None,
 ) -> Response:
     started = time.perf_counter()
     with gw.tracer.start_as_current_span(f"POST {endpoint.value}", kind=SpanKind.CLIENT):
@@ -153,8 +174,11 @@ async def _stream(
         except UpstreamError as exc:
             gw.metrics.upstream_errors.labels(exc.code).inc()
             raise
+    if principal.tokens_per_minute is not None:  # spends what the stream used when it closes
+        prompt = sum(len(s.text) for s in input_segments(endpoint, body)) // 4
+        upstream = MeteredStream(upstream, gw.limits, principal, prompt)
     gw.metrics.upstream_duration.labels(route.public).observe(time.perf_counter() - started)
-    policy, trace_id = gw.policies.current, current_trace_id()  # on_error runs outside the span
+    trace_id = current_trace_id()  # on_error runs outside the span
     guard = StreamGuard(policy.output, ctx, endpoint)
 
     def on_error(exc: GatewayError) -> None:
@@ -172,7 +196,22 @@ async def _stream(
     def on_first_token() -> None:
         gw.metrics.time_to_first_token.labels(route.public).observe(time.perf_counter() - started)
 
-    return SSEResponse(guarded_events(upstream, guard, on_error, on_first_token))
+    events = guarded_events(upstream, guard, on_error, on_first_token)
+    return SSEResponse(_in_canary_scope(canary, events))
+
+
+async def _in_canary_scope(
+    canary: str | None, events: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """A stream is checked after the endpoint returned: the canary scope opens here."""
+    try:
+        with canary_scope(canary):
+            async for event in events:
+                yield event
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:  # closes the upstream (gateway.streaming.guarded_events)
+            await aclose()
 
 
 async def models(request: Request) -> Response:
@@ -209,7 +248,7 @@ async def readyz(request: Request) -> Response:
     if gw.catalog.base_model not in served:
         reason = f"upstream does not serve {gw.catalog.base_model!r}"
         return json_response({"status": "not ready", "reason": reason}, 503)
-    missing = sorted(set(gw.catalog.adapters) - set(served))
+    missing = sorted(set(gw.catalog.desired()) - set(served))
     return json_response({"status": "ready", "adapters_pending": missing})
 
 
@@ -262,4 +301,5 @@ ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
 ]

@@ -123,6 +123,8 @@ async def guarded_events(
                 first = False
             for event in await guard.feed(data):
                 yield event
+        else:  # the upstream ended without [DONE]: cut short, not finished
+            raise UpstreamBadResponse("the model server's stream ended without [DONE]")
         for event in await guard.finish():
             yield event
         yield DONE

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gateway.adapters import load_adapters
+from gateway.adapters import Catalog, load_adapters
 from gateway.auth import KeyStore, add_key
 from gateway.settings import Settings
 from gateway.stack import STATE_DIR, StackError, VLLMServer, load_adapters_now
@@ -29,7 +29,9 @@ def run_stack(settings: Settings, vllm_port: int, serve_python: Path) -> None:
         export_base_model(model_dir)
     console.print(f"[green]✓[/] base model ready in {model_dir}")
 
-    adapters = load_adapters(settings.adapters_dir, settings.base_model)
+    adapters = Catalog(
+        settings.base_model, load_adapters(settings.adapters_dir, settings.base_model)
+    ).desired()  # shadow and active: what every replica keeps loaded
     server = VLLMServer(model_dir, settings.base_model, port=vllm_port, python=serve_python)
     with console.status(f"[2/4] starting vLLM on CPU at {server.url} (log: {server.log_path})"):
         server.start()

@@ -9,7 +9,8 @@ from gateway.openai_api import JSON, Endpoint
 
 
 class UpstreamStream(Protocol):
-    """An open streamed answer. Iterate SSE ``data:`` payloads; always ``aclose()``."""
+    """An open streamed answer. Iterate SSE ``data:`` payloads, the last one ``[DONE]`` (a
+    stream that ends without it was cut short: the client gets an error); always ``aclose()``."""
 
     def data(self) -> AsyncIterator[bytes]: ...
 

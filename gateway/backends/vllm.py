@@ -1,12 +1,14 @@
 """vLLM's OpenAI-compatible server over one pooled ``httpx.AsyncClient``.
 
-Failures map onto the error tree: refused connection -> 503, timeout -> 504, 5xx or malformed
-answer -> 502, the upstream's own 4xx -> passed on with its status and message. The transport is
-the seam for tests: pass ``httpx.MockTransport`` to fake vLLM without a server.
+Failures map onto the error tree: no connection (refused, connect timeout) -> 503
+``UpstreamUnreachable`` (nothing was sent, so the fleet may try another replica), timeout -> 504,
+5xx or malformed answer -> 502, the upstream's own 4xx -> passed on with its status and message.
+The transport is the seam for tests: pass ``httpx.MockTransport`` to fake vLLM without a server.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -20,6 +22,7 @@ from gateway.errors import (
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
+    UpstreamUnreachable,
 )
 from gateway.openai_api import JSON, Endpoint
 
@@ -35,10 +38,10 @@ class TranslateErrors:
     ) -> None:
         if exc is None or isinstance(exc, UpstreamError):
             return
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            raise UpstreamUnreachable("the model server is unreachable") from exc
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):
             raise UpstreamTimeout("the model server did not answer in time") from exc
-        if isinstance(exc, httpx.ConnectError):
-            raise UpstreamUnavailable("the model server is unreachable") from exc
         if isinstance(exc, httpx.HTTPError):
             raise UpstreamBadResponse(
                 f"the model server connection failed: {type(exc).__name__}"
@@ -82,6 +85,9 @@ class VLLMStream:
         await self._response.aclose()
 
 
+KEEPALIVE_EXPIRY_S = 2.0
+
+
 class VLLMBackend:
     def __init__(
         self,
@@ -94,12 +100,19 @@ class VLLMBackend:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # httpx's read timeout restarts with every byte, so a drip-fed answer would never end:
+        # a non-streamed answer (vLLM sends it whole, at the end) must be done by this deadline.
+        self._deadline_s = connect_timeout_s + read_timeout_s
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
+            # Idle connections are dropped well before vLLM's (uvicorn's) 5 s keep-alive ends
+            # them: at equal timeouts a request races the server's close and fails (ReadError).
             limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
             ),
             transport=transport,
         )
@@ -107,7 +120,7 @@ class VLLMBackend:
     async def complete(
         self, endpoint: Endpoint, body: JSON, headers: Mapping[str, str] | None = None
     ) -> JSON:
-        async with TranslateErrors():
+        async with TranslateErrors(), asyncio.timeout(self._deadline_s):
             response = await self._client.post(
                 endpoint.value, content=orjson.dumps(body), headers={**_JSON, **(headers or {})}
             )
@@ -150,6 +163,13 @@ class VLLMBackend:
             response = await self._client.post("/v1/load_lora_adapter", json=payload)
         if response.status_code == 400 and b"already been loaded" in response.content:
             return
+        _raise_for_status(response.status_code, response.content)
+
+    async def unload_adapter(self, name: str) -> None:
+        async with TranslateErrors():
+            response = await self._client.post("/v1/unload_lora_adapter", json={"lora_name": name})
+        if response.status_code in (400, 404) and name.encode() in response.content:
+            return  # vLLM says it is not loaded: the goal is reached
         _raise_for_status(response.status_code, response.content)
 
     async def metrics_text(self) -> str:

@@ -62,6 +62,7 @@ def _load_builtins() -> None:
         deny_list,
         injection,
         injection_semantic,
+        nemo_rails,
         pii,
         secrets,
         size_limit,

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from gateway.checks import register
 from gateway.detection.gibberish import load_gibberish
-from gateway.detection.paths import GIBBERISH
+from gateway.detection.paths import GIBBERISH, bundled
 from gateway.detection.scope import ScopedSettings
 from gateway.openai_api import Segment
 from gateway.pipeline import CheckContext, Finding, Verdict
@@ -23,13 +23,15 @@ from gateway.pipeline import CheckContext, Finding, Verdict
 @register("adversarial_suffix")
 class AdversarialSuffix:
     class Settings(ScopedSettings):
-        model_file: Path = Field(GIBBERISH, description="trained gibberish model (.npz)")
+        model_file: Path | None = Field(
+            None, description="trained gibberish model (.npz); default: the bundled one"
+        )
         threshold: float = Field(0.5, ge=0.0, le=1.0)
         indirect_threshold: float = Field(0.9, ge=0.0, le=1.0)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.model = load_gibberish(settings.model_file)
+        self.model = load_gibberish(bundled(settings.model_file, GIBBERISH))
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         findings: list[Finding] = []

@@ -37,10 +37,16 @@ class Canary:
             default_factory=lambda: ["assistant"], description="answers, by default"
         )
         action: Action = Action.BLOCK
+        plant: bool = Field(
+            False,
+            description="plant a per-request canary in the system prompt of chat requests "
+            "(gateway.canary.plants_canary)",
+        )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._roles = frozenset(settings.roles)
+        self.plants_canary = settings.plant
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         token = current_canary()

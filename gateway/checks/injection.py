@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import Field
 
 from gateway.checks import register
-from gateway.detection.paths import SIGNATURES
+from gateway.detection.paths import SIGNATURES, bundled
 from gateway.detection.scope import ScopedSettings
 from gateway.detection.signatures import load_signatures
 from gateway.detection.views import analyse
@@ -25,13 +25,15 @@ from gateway.pipeline import CheckContext, Finding, Verdict
 @register("injection_signatures")
 class InjectionSignatures:
     class Settings(ScopedSettings):
-        rules_file: Path = Field(SIGNATURES, description="signature rules (YAML)")
+        rules_file: Path | None = Field(
+            None, description="signature rules (YAML); default: the bundled one"
+        )
         threshold: float = Field(0.7, ge=0.0, le=1.0)
         indirect_threshold: float = Field(0.8, ge=0.0, le=1.0)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.signatures = load_signatures(settings.rules_file)
+        self.signatures = load_signatures(bundled(settings.rules_file, SIGNATURES))
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         findings: list[Finding] = []

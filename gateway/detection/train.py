@@ -5,7 +5,7 @@
 
 Only ``train``-split rows are used (the ``test`` split is never seen). To stay within minutes on
 two CPU cores, at most ``--per-group`` rows per (source, label) are embedded (seeded sample).
-Writes ``data/detection/semantic_head.npz`` and ``data/detection/gibberish.npz``.
+Writes ``gateway/detection/data/semantic_head.npz`` and ``gibberish.npz``.
 """
 
 from __future__ import annotations

@@ -1,48 +1,34 @@
-"""The SQLite side of the event store: schema, batch insert, read, prune.
+"""The database behind the event store: one small protocol, a backend per URL scheme.
 
-Durability: WAL journal with ``synchronous=FULL``. A transaction the writer has committed is in
-the WAL file and fsynced before ``COMMIT`` returns, so it survives a ``kill -9`` of the gateway
-(``NORMAL`` would already give that) and also an OS crash or power cut (what ``FULL`` adds). The
-fsync is paid once per batch on the writer thread, never on a request.
+A store is named by a *target*: a URL whose scheme picks the backend
+(``postgresql://user:pass@host:5432/db`` for :mod:`gateway.events.postgres`, ``sqlite:///abs/path``
+for :mod:`gateway.events.sqlite`), or a plain file path, which is SQLite (the default). An unknown
+scheme fails at open and lists the known ones.
 
-Idempotency: ``id`` is UNIQUE and inserts are ``ON CONFLICT DO NOTHING``, so writing the same
-event twice (a retried batch, a replay after a restart) stores it once.
+Every backend keeps the same promises, which the shared tests check on each of them:
+
+- ``insert`` writes a batch in one transaction and returns only once it is durable (committed and
+  flushed to stable storage): what it returned for is *acknowledged* and survives a ``kill -9``;
+- inserting an event whose ``id`` is already stored does nothing (``ON CONFLICT DO NOTHING``), so a
+  batch retried after a lost acknowledgement, or replayed after a restart, is stored once;
+- ``events`` reads in write order within ``[since, until)``, while a writer is writing;
+- ``prune`` deletes what is older than a time;
+- opening with ``create=False`` never creates anything: a missing store is a ConfigError, and so
+  is a database that is not an event store of this schema version.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
-
-import orjson
+from typing import Protocol
 
 from gateway.errors import ConfigError
 from gateway.events.event import Event
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    time TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    trace_id TEXT,
-    principal TEXT NOT NULL,
-    model TEXT NOT NULL,
-    adapter TEXT,
-    policy TEXT NOT NULL,
-    policy_version TEXT NOT NULL,
-    stage TEXT NOT NULL,
-    action TEXT NOT NULL,
-    route_to TEXT,
-    findings TEXT NOT NULL,
-    messages TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_time ON events (time);
-"""
-_COLUMNS = (
+COLUMNS = (
     "id",
     "time",
     "request_id",
@@ -58,115 +44,78 @@ _COLUMNS = (
     "findings",
     "messages",
 )
-_INSERT = (
-    f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-    "ON CONFLICT (id) DO NOTHING"
-)
 
 
-def stamp(when: datetime) -> str:
-    """Fixed-width UTC text, so the ``time`` column sorts and compares as time (naive: UTC)."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+class EventDB(Protocol):
+    """One connection to a store. Not thread-safe: one owner (the writer, a CLI) at a time."""
 
-
-class EventDB:
-    """One connection to the store. Not thread-safe: one owner at a time."""
-
-    def __init__(self, path: Path, *, create: bool = True) -> None:
-        if not create and not path.exists():
-            raise ConfigError(f"no event store at {path}")
-        try:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-            self._conn = sqlite3.connect(
-                path, timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self._conn.execute("PRAGMA synchronous=FULL")
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if create and version == 0:  # a new file: the only time opening needs to write
-                self._conn.executescript(_SCHEMA)
-                self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                version = SCHEMA_VERSION
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"cannot open the event store {path}: {exc}") from None
-        problem = (
-            f"WAL journal not available (got {mode!r})"
-            if mode != "wal"
-            else f"schema version {version}, expected {SCHEMA_VERSION}"
-            if version != SCHEMA_VERSION
-            else None
-        )
-        if problem:
-            self._conn.close()
-            raise ConfigError(f"event store {path}: {problem}")
-        self.path = path
+    @property
+    def name(self) -> str:
+        """Where the store is, fit for logs and errors (never a password)."""
+        ...
 
     def insert(self, events: Iterable[Event]) -> int:
-        """Write events in one transaction; return how many were new."""
-        rows = [_row(e) for e in events]
-        before = self._conn.total_changes
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.executemany(_INSERT, rows)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-        return self._conn.total_changes - before
+        """Write events in one durable transaction; return how many were new."""
+        ...
 
     def events(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> Iterator[Event]:
         """Stored events in write order, optionally within [since, until)."""
-        where, args = _window(since, until)
-        query = f"SELECT {', '.join(_COLUMNS)} FROM events{where} ORDER BY seq"
-        for row in self._conn.execute(query, args):
-            yield _event(row)
+        ...
 
-    def count(self) -> int:
-        n: int = self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
-        return n
+    def count(self) -> int: ...
 
     def prune(self, before: datetime) -> int:
         """Delete events older than ``before``; return how many."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            cursor = self._conn.execute("DELETE FROM events WHERE time < ?", (stamp(before),))
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-        return cursor.rowcount
+        ...
 
-    def close(self) -> None:
-        self._conn.close()
+    def close(self) -> None: ...
 
 
-def _window(since: datetime | None, until: datetime | None) -> tuple[str, list[str]]:
-    clauses, args = [], []
-    if since is not None:
-        clauses.append("time >= ?")
-        args.append(stamp(since))
-    if until is not None:
-        clauses.append("time < ?")
-        args.append(stamp(until))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+Opener = Callable[[str, bool], EventDB]
+"""``opener(url, create)``: a backend's way in, given the whole URL."""
+
+_BACKENDS: dict[str, Opener] = {}
+_BUILTINS = ("gateway.events.sqlite", "gateway.events.postgres")
 
 
-def _row(e: Event) -> tuple[object, ...]:
-    data = e.model_dump(mode="json")
-    data["time"] = stamp(e.time)
-    data["findings"] = orjson.dumps(data["findings"]).decode()
-    data["messages"] = orjson.dumps(data["messages"]).decode()
-    return tuple(data[c] for c in _COLUMNS)
+def backend(*schemes: str) -> Callable[[Opener], Opener]:
+    """Register an opener for URL schemes (``@backend("postgresql", "postgres")``)."""
+
+    def add(opener: Opener) -> Opener:
+        for scheme in schemes:
+            if scheme in _BACKENDS:
+                raise ValueError(f"event store scheme {scheme!r} is already registered")
+            _BACKENDS[scheme] = opener
+        return opener
+
+    return add
 
 
-def _event(row: tuple[object, ...]) -> Event:
-    data = dict(zip(_COLUMNS, row, strict=True))
-    data["findings"] = orjson.loads(str(data["findings"]))
-    data["messages"] = orjson.loads(str(data["messages"]))
-    return Event.model_validate(data)
+def schemes() -> list[str]:
+    _load_builtins()
+    return sorted(_BACKENDS)
+
+
+def open_db(target: str | Path, *, create: bool = True) -> EventDB:
+    """Open the store at ``target`` (a URL, or a path to a SQLite file).
+
+    ``create=False`` opens an existing store only (for readers such as the CLI).
+    Raises ConfigError when it cannot be opened, with the reason.
+    """
+    _load_builtins()
+    if isinstance(target, Path) or "://" not in target:
+        return _BACKENDS["sqlite"](f"sqlite://{target}", create)
+    scheme = target.split("://", 1)[0].lower()
+    opener = _BACKENDS.get(scheme)
+    if opener is None:
+        raise ConfigError(
+            f"unknown event store scheme {scheme!r}; known: {', '.join(sorted(_BACKENDS))}"
+        )
+    return opener(target, create)
+
+
+def _load_builtins() -> None:
+    for module in _BUILTINS:
+        importlib.import_module(module)

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import structlog
 
-from gateway.events.db import EventDB
+from gateway.events.db import EventDB, open_db
 from gateway.events.event import Event, Observation, policy_version, to_event
 from gateway.metrics import Metrics
 from gateway.pipeline import Action, CheckContext, PipelineResult
@@ -79,16 +79,18 @@ class NoEvents:
 
 
 class EventStore:
+    """``target``: the store's URL, or a SQLite file's path (:func:`gateway.events.db.open_db`)."""
+
     def __init__(
         self,
-        path: Path,
+        target: str | Path,
         metrics: Metrics,
         *,
         queue_size: int = 10_000,
         retention_days: int = 0,
         batch_size: int = 256,
     ) -> None:
-        self.path = path
+        self.target = target
         self._metrics = metrics
         self._queue: queue.Queue[Observation | None] = queue.Queue(queue_size)
         self._retention = timedelta(days=retention_days) if retention_days > 0 else None
@@ -150,7 +152,8 @@ class EventStore:
         """Open the database (a ConfigError if it cannot be) and start the writer thread."""
         if self._thread is not None:
             return
-        db = EventDB(self.path)
+        db = open_db(self.target)
+        log.info("events_store_opened", store=db.name)  # never the password
         self._thread = threading.Thread(
             target=self._run, args=(db,), name="gateway-events-writer", daemon=True
         )

@@ -25,8 +25,11 @@ import pytest
 import yaml
 
 from gateway.auth import KeysFile
+from gateway.events import events_target, schemes
 from gateway.metrics import Metrics
 from gateway.policy import parse_policy
+from gateway.policy_binding import BindingsFile
+from gateway.policy_tests import BINDINGS_FILE
 from gateway.settings import ENV_PREFIX, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,9 +37,9 @@ CHART = REPO / "helm" / "guarded-gateway"
 KUBE_VERSION = "1.30"
 RELEASE = "gw"
 NAMESPACE = "llm"
-# Settings the chart emits only when redis/postgresql are enabled; documented as needing a
-# gateway version that knows them (docs/operations.md).
-PENDING_SETTINGS = {"GATEWAY_REDIS_URL", "GATEWAY_EVENTS_DSN"}
+# Settings the chart emits only when redis is enabled; documented as needing a gateway version
+# that knows them (docs/operations.md).
+PENDING_SETTINGS = {"GATEWAY_REDIS_URL"}
 SERVICE_MONITOR_SCHEMA = json.loads(
     (Path(__file__).with_name("servicemonitor.schema.json")).read_text(encoding="utf-8")
 )
@@ -281,13 +284,42 @@ def test_redis_and_postgres_env_appear_only_when_enabled(
 ) -> None:
     off = env_of(container(one(default_docs, "Deployment", "gateway")))
     on = env_of(container(one(production_docs, "Deployment", "gateway")))
-    assert not PENDING_SETTINGS & set(off)
-    assert set(on) >= PENDING_SETTINGS
+    assert not (PENDING_SETTINGS | {"GATEWAY_EVENTS_URL"}) & set(off)
+    assert set(on) >= PENDING_SETTINGS | {"GATEWAY_EVENTS_URL"}
     prod = production_values()
     redis_ref = on["GATEWAY_REDIS_URL"]["valueFrom"]["secretKeyRef"]
     assert redis_ref == {"name": prod["redis"]["existingSecret"], "key": "redis-url"}
-    dsn_ref = on["GATEWAY_EVENTS_DSN"]["valueFrom"]["secretKeyRef"]
-    assert dsn_ref == {"name": prod["postgresql"]["existingSecret"], "key": "events-dsn"}
+    url_ref = on["GATEWAY_EVENTS_URL"]["valueFrom"]["secretKeyRef"]
+    assert url_ref == {"name": prod["postgresql"]["existingSecret"], "key": "events-url"}
+
+
+def test_the_postgresql_url_from_its_secret_is_where_the_gateway_keeps_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = {"postgresql": {"enabled": True, "existingSecret": "pg", "secretKey": "url"}}
+    env = env_of(container(one(render(values), "Deployment", "gateway")))
+    ref = env["GATEWAY_EVENTS_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "pg", "key": "url"}
+    secret = "postgresql://gateway:s3cret@pg.example:5432/events?sslmode=require"
+    for name in {ENV_PREFIX + n.upper() for n in Settings.model_fields} | set(env):
+        monkeypatch.delenv(name, raising=False)
+    for name, var in env.items():
+        if name.startswith(ENV_PREFIX) and name not in PENDING_SETTINGS:
+            monkeypatch.setenv(name, var.get("value", secret))
+    settings = load_settings()
+    assert events_target(settings) == secret  # the URL wins over GATEWAY_EVENTS_PATH
+    assert secret.split("://")[0] in schemes()
+    assert "s3cret" not in repr(settings)
+
+
+def test_postgresql_without_a_secret_is_refused() -> None:
+    with (
+        helm.Chart.load(CHART) as chart,
+        pytest.raises(helm.HelmValuesError, match="existingSecret"),
+    ):
+        chart.validate_schema({"postgresql": {"enabled": True}})
+    with pytest.raises((helm.HelmValuesError, helm.HelmRenderError), match="existingSecret"):
+        render({"postgresql": {"enabled": True}})
 
 
 def test_redis_without_a_secret_fails_to_render() -> None:
@@ -312,7 +344,10 @@ def test_policies_come_from_a_configmap_directory_and_parse(default_docs: list[D
     }
     assert configmap["data"] == shipped  # the repository's policies, their test cases left out
     for name, text in configmap["data"].items():
-        parse_policy(text, f"configmap:{name}")  # raises on an invalid policy
+        if name == BINDINGS_FILE:  # which policy applies to which key or model
+            BindingsFile.model_validate(yaml.safe_load(text))
+        else:
+            parse_policy(text, f"configmap:{name}")  # raises on an invalid policy
     annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
     assert not any("polic" in key for key in annotations)  # hot reload, not a rollout
 
@@ -326,11 +361,11 @@ def test_custom_policy_files_replace_the_bundled_ones() -> None:
 
 
 def test_keys_secret_is_the_gateway_keys_file_format() -> None:
-    entry = {"name": "team-a", "sha256": "ab" * 32, "models": ["*"]}
+    entry = {"name": "team-a", "sha256": "ab" * 32, "models": ["m"], "requests_per_minute": 60}
     docs = render({"keys": {"entries": [entry]}})
     secret = one(docs, "Secret")
     keys = KeysFile.model_validate_json(base64.b64decode(secret["data"]["keys.json"]))
-    assert [k.model_dump() for k in keys.keys] == [entry]
+    assert [k.model_dump(exclude_defaults=True) for k in keys.keys] == [entry]
     deployment = one(docs, "Deployment", "gateway")
     c = container(deployment)
     keys_file = Path(env_of(c)["GATEWAY_KEYS_FILE"]["value"])

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import base64
 import codecs
-import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,13 +60,13 @@ def test_decoders_never_crash(text: str) -> None:
     assert 1 <= len(analyse(text).views) <= MAX_VIEWS
 
 
-@settings(max_examples=30, deadline=None)
+# A regex blow-up would take seconds to minutes on 10k characters; linear work takes
+# milliseconds. Hypothesis' deadline (re-checked before it fails) catches the former.
+@settings(max_examples=30, deadline=2000)
 @given(
     st.sampled_from(["a1", "%41", "aa ", "A", "1", "\u200b", "\U000e0041", "=", "/+"]),
     st.integers(min_value=1000, max_value=10000),
 )
 def test_hostile_repetition_is_bounded(unit: str, n: int) -> None:
     analyse.cache_clear()
-    start = time.perf_counter()
-    analyse(unit * n)
-    assert time.perf_counter() - start < 0.5
+    assert analyse(unit * n).views

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import numpy as np
+import pytest
 
 from gateway.detection import evaluate as ev
 from gateway.detection.datasets import Row, split_of
+from gateway.detection.peers import load_peer
 from gateway.detection.train import fit_head, sample
 
 
@@ -66,3 +69,30 @@ def test_leaving_a_family_out_removes_it_from_the_bank() -> None:
     assert set(head.bank_family) == {"y"}
     h, _, _ = head.scores(emb[:30])
     assert float(h.mean()) > 0.5  # generalises from family y to the held-out x
+
+
+def test_padding_kept_scores_each_side_separately() -> None:
+    def only_short(texts: Sequence[str]) -> list[bool]:  # "detects" unless padded in front
+        return [t.startswith("ATTACK") for t in texts]
+
+    before, after = ev.padding_kept(only_short, ["ATTACK one", "ATTACK two"])
+    assert (before, after) == (0.0, 1.0)
+
+
+def test_summary_reports_detection_false_positives_and_worst_padding_side() -> None:
+    rows = [row("a1", 1), row("a2", 1), row("ignore this file", 0), row("hi", 0)]
+    summary = ev.Summary("d", rows, [True, False, True, False], (0.5, 1.0), [1.0, 2.0, 3.0])
+    name, detected, fpr, trigger_passed, padding, p50, _ = summary.cells()
+    assert (name, detected, fpr, trigger_passed, padding, p50) == (
+        "d",
+        "50.0%",
+        "50.0%",
+        "0.0%",
+        "50.0%",
+        "2.00",
+    )
+
+
+def test_an_unknown_peer_fails_listing_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="metatronnanoguard"):
+        load_peer("lakera")

@@ -1,26 +1,28 @@
 """The store wired into the app: non-allow verdicts are recorded with texts masked, allowed
 requests are not, a stream cut off by an output rule is recorded, and a stuck writer never
-slows a request (events are dropped and counted instead)."""
+slows a request (events are dropped and counted instead). On both backends."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import anyio
 import httpx
+import psycopg
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.auth import KeyStore
-from gateway.events import Event, EventDB
+from gateway.events import Event, events_target, open_db
 from gateway.events.event import policy_version
 from gateway.settings import Settings
 from tests.conftest import BASE, FakeVLLM, sse_body
@@ -40,8 +42,10 @@ def exporter() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-def events_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"events_path": tmp_path / "events.sqlite3"})
+def events_settings(settings: Settings, store_target: str) -> Settings:
+    if "://" in store_target:
+        return settings.model_copy(update={"events_url": SecretStr(store_target)})
+    return settings.model_copy(update={"events_path": Path(store_target)})
 
 
 @contextlib.asynccontextmanager
@@ -70,7 +74,7 @@ async def running(
 
 
 def stored(settings: Settings) -> list[Event]:
-    db = EventDB(settings.events_path, create=False)
+    db = open_db(events_target(settings), create=False)
     try:
         return list(db.events())
     finally:
@@ -140,24 +144,41 @@ async def test_a_stuck_writer_drops_and_counts_events_but_never_slows_a_request(
     events_settings: Settings, api_key: str, fake_vllm: FakeVLLM, exporter: InMemorySpanExporter
 ) -> None:
     settings = events_settings.model_copy(update={"events_queue_size": 2})
-    EventDB(settings.events_path).close()
-    lock = sqlite3.connect(settings.events_path, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")  # another writer holds the database: inserts must wait
+    open_db(events_target(settings)).close()
     n = 8
-    try:
+    with held(str(events_target(settings))) as release:
         async with running(settings, api_key, fake_vllm, exporter) as (client, app):
             metrics = app.state.gateway.metrics
             for _ in range(n):
-                started = time.perf_counter()
-                r = await client.post(CHAT, json=ask(f"call me at {EMAIL}"))
+                # The writer is held until release() below: a request that waited for it
+                # would never finish (the bound turns that hang into a failure, not a timing).
+                with anyio.fail_after(30):
+                    r = await client.post(CHAT, json=ask(f"call me at {EMAIL}"))
                 assert r.status_code == 200
-                assert time.perf_counter() - started < 0.5
             dropped = metrics.registry.get_sample_value(
                 "gateway_events_dropped_total", {"reason": "queue_full"}
             )
             assert dropped is not None and dropped >= 1
-            lock.execute("ROLLBACK")  # the writer gets through; shutdown writes the rest
-        written = metrics.registry.get_sample_value("gateway_events_written_total", {})
-        assert written == len(stored(settings)) == n - dropped
+            release()  # the writer gets through; shutdown writes the rest
+    written = metrics.registry.get_sample_value("gateway_events_written_total", {})
+    assert written == len(stored(settings)) == n - dropped
+
+
+@contextlib.contextmanager
+def held(target: str) -> Iterator[Callable[[], None]]:
+    """Another writer holds the store's table, so inserts must wait; call the result to let go."""
+    if "://" in target:
+        with psycopg.connect(target) as conn:  # a transaction until rollback()
+            conn.execute("LOCK TABLE gateway_events IN EXCLUSIVE MODE")
+            yield conn.rollback
+        return
+    lock = sqlite3.connect(target, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        lock.execute("ROLLBACK")
+
+    try:
+        yield release
     finally:
         lock.close()

@@ -1,0 +1,158 @@
+"""``finetune dataset build``: prompts from the seeds, the event store and (optionally) the
+detector corpora → mutations → near-duplicate removal → answers → a family split.
+
+* attacks get a safe completion in the deployment's voice (:mod:`finetune.voice`);
+* benign near-miss prompts get the BASE model's own answer through vLLM, so training keeps
+  the base model's behaviour on them (answers the refusal classifier calls refusals are dropped:
+  the adapter must not learn to refuse benign prompts);
+* the split is by attack family: ``holdout`` families go to ``eval.jsonl`` only, so the
+  evaluation measures attacks the adapter never saw. Benign prompts are split by a hash of their
+  unmutated text (``benign_eval_fraction``), so a prompt's mutations stay in one split.
+
+Output in ``out``: ``train.jsonl``, ``eval.jsonl`` (one ``{"messages": [...], "meta": {...}}``
+per line), ``card.md`` and ``stats.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from finetune import sources
+from finetune.card import render_card
+from finetune.dedup import near_unique
+from finetune.mutations import MUTATIONS, check, mutate
+from finetune.records import Example, Prompt
+from finetune.refusal import is_refusal
+from finetune.sources import stable_pick, unique
+from finetune.vllm_client import VLLMClient
+from finetune.voice import DEFAULT_VOICE, load_voice
+
+Split = Literal["train", "eval"]
+DEFAULT_HOLDOUT = ("privilege_escalation", "refusal_suppression")
+
+
+class BuildConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    vllm_url: str = "http://127.0.0.1:8000"
+    model: str = "smollm2-135m-instruct"
+    seeds: Path = sources.SEED_ATTACKS
+    near_miss: Path = sources.NEAR_MISS
+    voice: Path = DEFAULT_VOICE
+    events_db: str | None = Field(default=None, description="event store: SQLite path or URL")
+    events_actions: list[str] = ["block"]
+    events_since: datetime | None = None
+    corpus_per_family: int = Field(
+        default=0, ge=0, description="detector-corpus attacks per family"
+    )
+    holdout: list[str] = list(DEFAULT_HOLDOUT)
+    attack_mutations: list[str] = sorted(MUTATIONS)
+    benign_mutations: list[str] = ["padding"]
+    max_benign: int | None = Field(
+        default=None, ge=1, description="cap benign prompts (before mutation), by a stable hash"
+    )
+    benign_eval_fraction: float = Field(default=0.25, ge=0, lt=1)
+    dedup_threshold: float = Field(default=0.8, gt=0, le=1)
+    answer_max_tokens: int = Field(default=128, gt=0)
+
+
+def gather(cfg: BuildConfig) -> tuple[list[Prompt], list[Prompt]]:
+    """(attacks, benign) before mutation, exact duplicates removed."""
+    attacks = sources.seed_attacks(cfg.seeds)
+    if cfg.events_db is not None:
+        attacks += sources.event_attacks(
+            cfg.events_db, actions=cfg.events_actions, since=cfg.events_since
+        )
+    if cfg.corpus_per_family:
+        attacks += sources.corpus_attacks(cfg.corpus_per_family)
+    benign = sources.near_miss(cfg.near_miss)
+    benign = list(unique(benign))
+    if cfg.max_benign is not None:
+        benign = sorted(benign, key=lambda p: stable_pick(p.text, 1 << 30))[: cfg.max_benign]
+    return list(unique(attacks)), benign
+
+
+def split_of(prompt: Prompt, cfg: BuildConfig) -> Split:
+    if prompt.kind == "attack":
+        return "eval" if prompt.family in cfg.holdout else "train"
+    buckets = 1000
+    held_out = stable_pick(prompt.text, buckets) < cfg.benign_eval_fraction * buckets
+    return "eval" if held_out else "train"
+
+
+def build(cfg: BuildConfig, client: VLLMClient | None = None) -> dict[str, object]:
+    """Build the dataset into ``cfg.out``; return the statistics written to ``stats.json``."""
+    check(cfg.attack_mutations)
+    check(cfg.benign_mutations)
+    attacks, benign = gather(cfg)
+    families = sorted({p.family for p in attacks})
+    missing = sorted(set(cfg.holdout) - set(families))
+    if missing:
+        raise ValueError(f"holdout families {missing} have no attacks; families: {families}")
+    if set(families) <= set(cfg.holdout):
+        raise ValueError("every attack family is held out: nothing left to train on")
+    voice = load_voice(cfg.voice)
+    prompts = mutate(attacks, cfg.attack_mutations) + mutate(benign, cfg.benign_mutations)
+    splits = {p.origin or p.text: split_of(p, cfg) for p in attacks + benign}
+    kept, near_dups = near_unique(prompts, threshold=cfg.dedup_threshold)
+
+    client = client or VLLMClient(cfg.vllm_url)
+    benign_kept = [p for p in kept if p.kind == "benign"]
+    answers = client.chat(
+        cfg.model, [p.text for p in benign_kept], max_tokens=cfg.answer_max_tokens
+    )
+    benign_answer = dict(zip((p.text for p in benign_kept), answers, strict=True))
+
+    examples: list[Example] = []
+    refused_benign = 0
+    for p in kept:
+        split = splits[p.origin or p.text]
+        if p.kind == "attack":
+            examples.append(Example(p, voice.refusal(p), split))
+            continue
+        answer = benign_answer[p.text].strip()
+        if not answer or is_refusal(answer):
+            refused_benign += 1
+            continue
+        examples.append(Example(p, answer, split))
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "eval"):
+        with (cfg.out / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
+            for ex in examples:
+                if ex.split == split:
+                    fh.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+    stats = _stats(cfg, examples, near_dups=near_dups, refused_benign=refused_benign)
+    (cfg.out / "stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
+    (cfg.out / "card.md").write_text(render_card(stats), encoding="utf-8")
+    return stats
+
+
+def _stats(
+    cfg: BuildConfig, examples: list[Example], *, near_dups: int, refused_benign: int
+) -> dict[str, object]:
+    def count(key: str) -> dict[str, dict[str, int]]:
+        out: dict[str, Counter[str]] = {"train": Counter(), "eval": Counter()}
+        for ex in examples:
+            meta = ex.to_json()["meta"]
+            assert isinstance(meta, dict)
+            out[ex.split][str(meta[key])] += 1
+        return {s: dict(sorted(c.items())) for s, c in out.items()}
+
+    return {
+        "config": json.loads(cfg.model_dump_json()),
+        "examples": count("split"),
+        "kind": count("kind"),
+        "family": count("family"),
+        "source": count("source"),
+        "mutation": count("mutation"),
+        "near_duplicates_removed": near_dups,
+        "benign_answers_dropped_as_refusals": refused_benign,
+    }

@@ -1,0 +1,120 @@
+"""Where prompts come from: the committed seed files, the gateway's event store, and
+(optionally) the detector's labelled corpora fetched from PyPI wheels.
+
+Event-store prompts are the user turns of *input-stage* events whose action is one of
+``actions`` (block by default), with their stored masking (``<EMAIL>``, ``<SECRET>`` ...). The
+family is the first finding's family, else its rule name. A blocked request is not always an
+attack (a false positive teaches refusal of something benign): review the dataset card's
+counts, and narrow with ``--events-since`` or the actions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from finetune.records import Prompt
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SEED_ATTACKS = DATA_DIR / "seed_attacks.yaml"
+NEAR_MISS = DATA_DIR / "benign_near_miss.yaml"
+
+
+class SeedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    families: dict[str, list[str]] = Field(min_length=1)
+
+
+class NearMissFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompts: list[str] = Field(min_length=1)
+
+
+def seed_attacks(path: Path = SEED_ATTACKS) -> list[Prompt]:
+    seeds = SeedFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return [
+        Prompt(text.strip(), "attack", family, "seed")
+        for family, texts in seeds.families.items()
+        for text in texts
+    ]
+
+
+def near_miss(path: Path = NEAR_MISS) -> list[Prompt]:
+    data = NearMissFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return [Prompt(text.strip(), "benign", "benign", "near-miss") for text in data.prompts]
+
+
+def detector_benign() -> list[Prompt]:
+    """The detector's curated benign traffic (``gateway/detection/data/benign.yaml``, written
+    for this project): ``finetune eval`` adds it to the benign set; the build never trains on it,
+    so it stays unseen."""
+    from gateway.detection.datasets import curated_benign
+
+    return [Prompt(r.text, "benign", "benign", "detector-benign") for r in curated_benign()]
+
+
+def event_attacks(
+    store: str | Path, *, actions: Iterable[str] = ("block",), since: datetime | None = None
+) -> list[Prompt]:
+    """User turns of input-stage events with one of ``actions``, from an existing store: a
+    SQLite path or a URL (``postgresql://...``), opened with the gateway's ``open_db``."""
+    from gateway.events import open_db
+
+    wanted = set(actions)
+    db = open_db(store, create=False)
+    try:
+        out = []
+        for event in db.events(since):
+            if event.stage != "input" or event.action not in wanted:
+                continue
+            family = next((f.family for f in event.findings if f.family), None)
+            family = family or (event.findings[0].rule if event.findings else "unknown")
+            for message in event.messages:
+                if message.role == "user" and message.text.strip():
+                    out.append(Prompt(message.text.strip(), "attack", family, "events"))
+        return out
+    finally:
+        db.close()
+
+
+def corpus_attacks(per_family: int, corpus: Path | None = None) -> list[Prompt]:
+    """Up to ``per_family`` attacks per family from the detector's fetched corpus
+    (``python -m gateway.detection.train fetch``), chosen by a hash of the text (stable), and
+    only prompts short enough for a 135M model's context (under 600 characters)."""
+    from gateway.detection.datasets import load
+
+    by_family: dict[str, list[Prompt]] = defaultdict(list)
+    for row in load(corpus):
+        if row.label == 1 and len(row.text) < 600:
+            by_family[row.family].append(
+                Prompt(row.text.strip(), "attack", row.family, f"corpus:{row.source}")
+            )
+    out = []
+    for prompts in by_family.values():
+        prompts.sort(key=lambda p: _hash(p.text))
+        out += prompts[:per_family]
+    return out
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stable_pick(key: str, n: int) -> int:
+    """A deterministic index in [0, n) from a text (templates, wrappers)."""
+    return int(_hash(key)[:8], 16) % n
+
+
+def unique(prompts: Iterable[Prompt]) -> Iterator[Prompt]:
+    """Exact duplicates (same text) removed, first kept."""
+    seen: set[str] = set()
+    for p in prompts:
+        if p.text not in seen:
+            seen.add(p.text)
+            yield p

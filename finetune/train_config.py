@@ -1,0 +1,71 @@
+"""The training configuration (YAML, strict: a misspelt key is an error, not a default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.adapters import NAME_PATTERN
+
+
+class LoraSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(default=16, ge=1, le=16, description="vLLM serves with --max-lora-rank 16")
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+    )
+    last_layers: int | None = Field(
+        default=None,
+        ge=1,
+        description="adapt only the top N decoder layers: the backward pass stops there, "
+        "which roughly halves CPU training time on small bases",
+    )
+
+
+class Optimisation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(default=2.0, gt=0)
+    max_steps: int = Field(default=-1, description="> 0 overrides epochs")
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    learning_rate: float = Field(default=2e-4, gt=0)
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_seq_len: int = Field(default=384, ge=16)
+    max_examples: int | None = Field(
+        default=None, ge=1, description="train on the first N (shuffled)"
+    )
+    logging_steps: int = Field(default=5, ge=1)
+    save_steps: int = Field(default=25, ge=1, description="checkpoint interval (resume point)")
+    save_total_limit: int = Field(default=2, ge=1)
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: Path = Field(description="the safetensors folder vLLM serves")
+    base_model_name: str = Field(description="the public base model name (manifest)")
+    dataset: Path = Field(description="train.jsonl from `finetune dataset build`")
+    output_dir: Path = Field(description="checkpoints/, adapter/, loss.png, training.json")
+    adapter_name: str = Field(pattern=NAME_PATTERN)
+    description: str = "Adversarially hardened LoRA adapter (finetune loop)."
+    seed: int = 0
+    lora: LoraSettings = LoraSettings()
+    train: Optimisation = Optimisation()
+    qlora: Literal["off", "auto", "on"] = Field(
+        default="auto", description="4-bit base via bitsandbytes: auto = when CUDA is available"
+    )
+
+
+def load_config(path: Path, **overrides: object) -> TrainConfig:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.model_validate(data)

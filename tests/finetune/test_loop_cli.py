@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from finetune.cli import app
+from finetune.manifest import write_candidate
+from gateway.adapters import read_manifest
+from tests.conftest import BASE
+
+runner = CliRunner()
+
+
+def _candidate(root: Path) -> Path:
+    folder = root / "hardened"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.safetensors").write_bytes(b"w")
+    write_candidate(folder, name="hardened", base_model=BASE, description="", evaluation={})
+    return folder
+
+
+def test_promote_refuses_an_adapter_without_a_passing_gate(tmp_path: Path) -> None:
+    folder = _candidate(tmp_path / "run")
+    adapters = tmp_path / "adapters"
+    result = runner.invoke(
+        app, ["promote", "--adapter", str(folder), "--adapters-dir", str(adapters)]
+    )
+    assert result.exit_code == 1
+    assert "no passing gate" in result.output
+    assert not adapters.exists()
+    assert read_manifest(folder).status.value == "candidate"
+
+
+def test_bad_input_is_exit_2(tmp_path: Path) -> None:
+    folder = _candidate(tmp_path / "run")
+    assert (
+        runner.invoke(app, ["promote", "--adapter", str(folder), "--to", "retired"]).exit_code == 2
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base_model: x\n")
+    assert runner.invoke(app, ["train", "--config", str(bad)]).exit_code == 2
+    out = tmp_path / "ds"
+    result = runner.invoke(app, ["dataset", "build", "--out", str(out), "--holdout", "nope"])
+    assert result.exit_code == 2 and "no attacks" in result.output

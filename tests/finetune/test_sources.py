@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from finetune.sources import event_attacks, near_miss, seed_attacks, unique
+from gateway.events import Event, StoredFinding, StoredMessage, open_db
+
+
+def test_seed_file_has_families_of_attacks() -> None:
+    seeds = seed_attacks()
+    families = {p.family for p in seeds}
+    assert len(families) >= 6
+    assert all(p.kind == "attack" and p.source == "seed" for p in seeds)
+    assert all(p.kind == "benign" for p in near_miss())
+
+
+def _event(i: int, *, stage: str, action: str, family: str | None, text: str) -> Event:
+    return Event(
+        id=f"e{i}",
+        time=datetime(2026, 11, 1, tzinfo=UTC),
+        request_id=f"r{i}",
+        principal="tester",
+        model="smollm2-135m-instruct",
+        policy="default",
+        policy_version="0" * 16,
+        stage=stage,
+        action=action,
+        findings=(StoredFinding(rule="injection", reason="matched", family=family),),
+        messages=(
+            StoredMessage(role="system", turn=0, text="You are a bot."),
+            StoredMessage(role="user", turn=1, text=text),
+        ),
+    )
+
+
+def test_event_store_input_blocks_become_attacks(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    db = open_db(path)
+    db.insert(
+        [
+            _event(1, stage="input", action="block", family="instruction_override", text="ign A"),
+            _event(2, stage="input", action="flag", family="prompt_extraction", text="flagged"),
+            _event(3, stage="output", action="block", family="x", text="an answer"),
+            _event(4, stage="input", action="block", family=None, text="mail <EMAIL> now"),
+        ]
+    )
+    db.close()
+    got = event_attacks(path)
+    assert [(p.text, p.family, p.source) for p in got] == [
+        ("ign A", "instruction_override", "events"),
+        ("mail <EMAIL> now", "injection", "events"),
+    ]
+    flagged = event_attacks(path, actions=("flag",))
+    assert [p.text for p in flagged] == ["flagged"]
+
+
+def test_unique_keeps_first() -> None:
+    seeds = seed_attacks()
+    assert list(unique(seeds + seeds)) == seeds

