@@ -56,6 +56,7 @@ def create_app(
     lifecycle = AdapterLifecycle(
         catalog, backend, metrics, settings.adapters_dir, settings.upstream_adapters_dir
     )
+    redis = settings.ratelimit_redis_url
     gateway = Gateway(
         settings=settings,
         keys=keys if keys is not None else KeyStore.load(settings.keys_file),
@@ -67,7 +68,7 @@ def create_app(
         tracer=tracer,
         events=open_events(settings, metrics),
         lifecycle=lifecycle,
-        limits=RateLimits(settings.ratelimit_redis_url),
+        limits=RateLimits(redis.get_secret_value() if redis else None),
         bindings=bindings,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from gateway.checks import build_check
 from gateway.errors import ConfigError
 from gateway.pipeline import Action, Pipeline, Rule, Stage
+
+M = TypeVar("M", bound=BaseModel)
 
 RuleAction = Literal["block", "redact", "flag", "shadow", "route"]
 
@@ -124,6 +126,24 @@ def _pipeline(stage: Stage, specs: list[RuleSpec], root: yaml.Node | None, sourc
 
 def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
     return describe_validation_error(exc, root, source, "policy")
+
+
+def load_strict_yaml(path: Path, model: type[M], what: str) -> M:
+    """Read ``path`` as ``model`` (an empty file is ``{}``); every problem is a ConfigError
+    naming the file, and validation errors name their lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, root, str(path), what)) from None
 
 
 def describe_validation_error(

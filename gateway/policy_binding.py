@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import ConfigError
-from gateway.policy import Policy, describe_validation_error, load_policy
+from gateway.policy import Policy, load_policy, load_strict_yaml
 from gateway.policy_tests import policy_files
 from gateway.state import PolicyHolder
 
@@ -50,19 +49,7 @@ class BindingsFile(BaseModel):
 
 
 def load_bindings_file(path: Path) -> BindingsFile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read policy bindings {path}: {exc.strerror}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return BindingsFile.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, root, str(path), "bindings")) from None
+    return load_strict_yaml(path, BindingsFile, "policy bindings")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.canary import canary_scope
-from gateway.errors import ConfigError
 from gateway.openai_api import Endpoint, Segment
 from gateway.pipeline import Action, CheckContext, PipelineResult, Stage
-from gateway.policy import Policy, describe_validation_error, load_policy
+from gateway.policy import Policy, load_policy, load_strict_yaml
 
 TESTS_SUFFIX = ".tests.yaml"
 BINDINGS_FILE = "bindings.yaml"
@@ -99,19 +97,7 @@ class CaseResult:
 
 
 def load_tests(path: Path) -> TestFile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read tests {path}: {exc.strerror}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return TestFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, root, str(path), "tests")) from None
+    return load_strict_yaml(path, TestFile, "tests")
 
 
 def policy_for(tests_path: Path, tests: TestFile) -> Path:

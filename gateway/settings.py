@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     admin_port: int | None = Field(
         None, ge=1, le=65535, description="serve /admin only here (and nothing else here)"
     )
-    ratelimit_redis_url: str | None = Field(
+    ratelimit_redis_url: SecretStr | None = Field(
         None, description="redis://host:port/db shared by gateway replicas; default: in process"
     )
     log_json: bool = True

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -100,6 +102,22 @@ class FakeVLLM:
 
     def completions(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.url.path.endswith("completions")]
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Starlette, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` with its lifespan running (event store, watchers, reconcile) and a client of it
+    that sends ``api_key``."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://gateway.test",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=30,
+        ) as client,
+    ):
+        yield client
 
 
 @pytest.fixture

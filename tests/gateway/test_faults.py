@@ -35,7 +35,7 @@ from gateway.policy import Policy, load_policy, parse_policy
 from gateway.policy_watch import PolicyReloader, watch_policy
 from gateway.settings import Settings
 from gateway.state import PolicyHolder
-from tests.conftest import BASE, REPO, FakeVLLM, sse_body
+from tests.conftest import BASE, REPO, FakeVLLM, serving, sse_body
 from tests.gateway.scripted_upstream import Script, closed_port, http_head, scripted
 
 pytestmark = pytest.mark.anyio
@@ -91,15 +91,7 @@ async def gateway(
         reconcile=False,
         watch_policy=False,
     )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://gateway.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=30,
-        ) as client,
-    ):
+    async with serving(app, api_key) as client:
         client.gateway = app.state.gateway  # type: ignore[attr-defined]
         yield client, app.state.gateway.metrics
 

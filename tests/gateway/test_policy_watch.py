@@ -18,7 +18,7 @@ from gateway.policy import load_policy
 from gateway.policy_watch import PolicyReloader
 from gateway.settings import Settings
 from gateway.state import PolicyHolder
-from tests.conftest import BASE, REPO, FakeVLLM
+from tests.conftest import BASE, REPO, FakeVLLM, serving
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -78,14 +78,7 @@ async def live(
         keys=KeyStore.load(settings.keys_file),
         reconcile=False,
     )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://gateway.test",
-            headers={"Authorization": f"Bearer {key}"},
-        ) as client,
-    ):
+    async with serving(app, key) as client:
         await asyncio.sleep(0.2)  # let the watcher start watching
         yield client, app.state.gateway.metrics
 

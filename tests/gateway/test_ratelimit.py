@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from gateway.app import create_app
@@ -93,7 +94,7 @@ async def test_limits_hold_across_two_gateways_sharing_redis(
     settings: Settings, fake_vllm: FakeVLLM, redis_url: str
 ) -> None:
     key = add_key(settings.keys_file, "shared", requests_per_minute=3)
-    shared = settings.model_copy(update={"ratelimit_redis_url": redis_url})
+    shared = settings.model_copy(update={"ratelimit_redis_url": SecretStr(redis_url)})
     one, two = app_for(shared, fake_vllm), app_for(shared, fake_vllm)
     codes = []
     async with client(one, key) as c1, client(two, key) as c2:

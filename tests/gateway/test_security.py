@@ -27,7 +27,7 @@ from gateway.app import create_app
 from gateway.auth import KeyStore, add_key, hash_key
 from gateway.errors import ConfigError
 from gateway.settings import Settings
-from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, sse_body
+from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, serving, sse_body
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -51,14 +51,7 @@ async def secured(
         reconcile=False,
         watch_policy=False,
     )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://gateway.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as client,
-    ):
+    async with serving(app, api_key) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
 

@@ -37,9 +37,8 @@ CHART = REPO / "helm" / "guarded-gateway"
 KUBE_VERSION = "1.30"
 RELEASE = "gw"
 NAMESPACE = "llm"
-# Settings the chart emits only when redis is enabled; documented as needing a gateway version
-# that knows them (docs/operations.md).
-PENDING_SETTINGS = {"GATEWAY_REDIS_URL"}
+# Settings the chart emits only when the optional stores are enabled (read from Secrets).
+STORE_SETTINGS = {"GATEWAY_RATELIMIT_REDIS_URL", "GATEWAY_EVENTS_URL"}
 SERVICE_MONITOR_SCHEMA = json.loads(
     (Path(__file__).with_name("servicemonitor.schema.json")).read_text(encoding="utf-8")
 )
@@ -267,12 +266,10 @@ def test_gateway_env_is_accepted_by_the_gateway_settings(
     env = env_of(container(one(render(VARIANTS[variant]), "Deployment", "gateway")))
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     unknown = {name for name in env if name.startswith(ENV_PREFIX)} - known
-    assert unknown <= PENDING_SETTINGS
+    assert not unknown
     for name in list(env) + sorted(known):
         monkeypatch.delenv(name, raising=False)
     for name, var in env.items():
-        if name in unknown:
-            continue
         monkeypatch.setenv(name, var.get("value", "from-a-secret"))
     settings = load_settings()
     assert settings.host == "0.0.0.0"
@@ -284,10 +281,10 @@ def test_redis_and_postgres_env_appear_only_when_enabled(
 ) -> None:
     off = env_of(container(one(default_docs, "Deployment", "gateway")))
     on = env_of(container(one(production_docs, "Deployment", "gateway")))
-    assert not (PENDING_SETTINGS | {"GATEWAY_EVENTS_URL"}) & set(off)
-    assert set(on) >= PENDING_SETTINGS | {"GATEWAY_EVENTS_URL"}
+    assert not STORE_SETTINGS & set(off)
+    assert set(on) >= STORE_SETTINGS
     prod = production_values()
-    redis_ref = on["GATEWAY_REDIS_URL"]["valueFrom"]["secretKeyRef"]
+    redis_ref = on["GATEWAY_RATELIMIT_REDIS_URL"]["valueFrom"]["secretKeyRef"]
     assert redis_ref == {"name": prod["redis"]["existingSecret"], "key": "redis-url"}
     url_ref = on["GATEWAY_EVENTS_URL"]["valueFrom"]["secretKeyRef"]
     assert url_ref == {"name": prod["postgresql"]["existingSecret"], "key": "events-url"}
@@ -304,7 +301,7 @@ def test_the_postgresql_url_from_its_secret_is_where_the_gateway_keeps_events(
     for name in {ENV_PREFIX + n.upper() for n in Settings.model_fields} | set(env):
         monkeypatch.delenv(name, raising=False)
     for name, var in env.items():
-        if name.startswith(ENV_PREFIX) and name not in PENDING_SETTINGS:
+        if name.startswith(ENV_PREFIX):
             monkeypatch.setenv(name, var.get("value", secret))
     settings = load_settings()
     assert events_target(settings) == secret  # the URL wins over GATEWAY_EVENTS_PATH

@@ -25,7 +25,7 @@ from gateway.auth import KeyStore
 from gateway.events import Event, events_target, open_db
 from gateway.events.event import policy_version
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, sse_body
+from tests.conftest import BASE, FakeVLLM, serving, sse_body
 from tests.gateway.events.helpers import EMAIL, SECRET, policy
 
 pytestmark = pytest.mark.anyio
@@ -62,14 +62,7 @@ async def running(
         reconcile=False,
         tracer_provider=provider,
     )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://gateway.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-        ) as client,
-    ):
+    async with serving(app, api_key) as client:
         yield client, app
 
 
