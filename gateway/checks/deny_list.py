@@ -12,9 +12,11 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.checks import register
+from gateway.checks.roles import RoleScoped
+from gateway.config_types import Regex
 from gateway.openai_api import Segment
 from gateway.pipeline import Action, CheckContext, Finding, Verdict
 
@@ -31,40 +33,23 @@ def normalise(text: str) -> str:
 class Pattern(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(min_length=1)
-    regex: str
+    regex: Regex
     family: str = "deny_list"
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-        return v
 
 
 @register("deny_list")
 class DenyList:
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+    class Settings(RoleScoped):
         patterns: list[Pattern] = Field(min_length=1)
-        roles: list[str] = Field(
-            default_factory=lambda: ["user", "tool", "prompt", "assistant"],
-            description="which roles' texts are scanned; system is trusted by default",
-        )
         action: Action = Action.BLOCK
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._roles = frozenset(settings.roles)
         self._compiled = [(p, re.compile(p.regex, re.IGNORECASE)) for p in settings.patterns]
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         findings: list[Finding] = []
-        for i, seg in enumerate(segments):
-            if seg.role not in self._roles:
-                continue
+        for i, seg in self.settings.scanned(segments):
             text = normalise(seg.text)
             for pattern, rx in self._compiled:
                 m = rx.search(text)

@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from stdnum import iban, luhn
 from stdnum.us import ssn
 
 from gateway.checks import register
+from gateway.checks.roles import RoleScoped
+from gateway.checks.spans import mask, non_overlapping
 from gateway.openai_api import Segment
 from gateway.pipeline import Action, CheckContext, Finding, Verdict
 
@@ -100,40 +102,27 @@ def find_pii(
     text: str, entities: Sequence[Entity] = ALL_ENTITIES, regions: Sequence[str] = ("US",)
 ) -> list[tuple[Entity, int, int]]:
     """Non-overlapping (entity, start, end) matches, in text order."""
-    taken: list[tuple[Entity, int, int]] = []
-    for entity in ALL_ENTITIES:
-        if entity not in entities:
-            continue
-        for start, end in _FINDERS[entity](text, regions):
-            if all(end <= s or start >= e for _, s, e in taken):
-                taken.append((entity, start, end))
-    return sorted(taken, key=lambda t: t[1])
+    return non_overlapping(
+        (entity, start, end)
+        for entity in ALL_ENTITIES
+        if entity in entities
+        for start, end in _FINDERS[entity](text, regions)
+    )
 
 
 def mask_pii(text: str, matches: Sequence[tuple[Entity, int, int]]) -> str:
-    out, last = [], 0
-    for entity, start, end in matches:
-        out.append(text[last:start])
-        out.append(MASKS[entity])
-        last = end
-    out.append(text[last:])
-    return "".join(out)
+    return mask(text, matches, MASKS.__getitem__)
 
 
 @register("pii")
 class PII:
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+    class Settings(RoleScoped):
         entities: list[Entity] = Field(
             default_factory=lambda: list(ALL_ENTITIES), min_length=1, description="what to find"
         )
         phone_regions: list[str] = Field(
             default_factory=lambda: ["US"],
             description="ISO 3166 regions for numbers written without '+' (e.g. US, GB, DE)",
-        )
-        roles: list[str] = Field(
-            default_factory=lambda: ["user", "tool", "prompt", "assistant"],
-            description="which roles' texts are scanned; system is trusted by default",
         )
         action: Action = Action.REDACT
 
@@ -147,15 +136,12 @@ class PII:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._roles = frozenset(settings.roles)
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         s = self.settings
         findings: list[Finding] = []
         redactions: dict[int, str] = {}
-        for i, seg in enumerate(segments):
-            if seg.role not in self._roles:
-                continue
+        for i, seg in self.settings.scanned(segments):
             matches = find_pii(seg.text, s.entities, s.phone_regions)
             if not matches:
                 continue

@@ -19,12 +19,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Iterator, Sequence
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gateway.checks import register
+from gateway.checks.roles import RoleScoped
+from gateway.checks.spans import mask, non_overlapping
 from gateway.openai_api import Segment
 from gateway.pipeline import Action, CheckContext, Finding, Verdict
 
@@ -38,16 +40,7 @@ Detector = Literal[
     "google_api_key",
     "keyword_high_entropy",
 ]
-ALL_DETECTORS: tuple[Detector, ...] = (
-    "private_key",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "github_token",
-    "openai_key",
-    "slack_token",
-    "google_api_key",
-    "keyword_high_entropy",
-)
+ALL_DETECTORS: tuple[Detector, ...] = get_args(Detector)
 MASK = "<SECRET>"
 
 _PATTERNS: dict[Detector, re.Pattern[str]] = {
@@ -89,58 +82,47 @@ def find_secrets(
     text: str, detectors: Sequence[Detector] = ALL_DETECTORS, min_entropy: float = 3.5
 ) -> list[tuple[Detector, int, int]]:
     """Non-overlapping (detector, start, end) matches, in text order."""
-    taken: list[tuple[Detector, int, int]] = []
-    for name in ALL_DETECTORS:
-        if name not in detectors:
-            continue
-        for m in _PATTERNS[name].finditer(text):
-            group = "secret" if "secret" in m.re.groupindex else 0
-            start, end = m.span(group)
-            if name == "keyword_high_entropy":
-                value = m.group(group).rstrip(".,!?")  # sentence punctuation is not the secret
-                end = start + len(value)
-                if len(value) < 16 or shannon_entropy(value) < min_entropy:
-                    continue
-            if all(end <= s or start >= e for _, s, e in taken):
-                taken.append((name, start, end))
-    return sorted(taken, key=lambda t: t[1])
+    return non_overlapping(
+        (name, start, end)
+        for name in ALL_DETECTORS
+        if name in detectors
+        for start, end in _spans(name, text, min_entropy)
+    )
+
+
+def _spans(name: Detector, text: str, min_entropy: float) -> Iterator[tuple[int, int]]:
+    for m in _PATTERNS[name].finditer(text):
+        group = "secret" if "secret" in m.re.groupindex else 0
+        start, end = m.span(group)
+        if name == "keyword_high_entropy":
+            value = m.group(group).rstrip(".,!?")  # sentence punctuation is not the secret
+            end = start + len(value)
+            if len(value) < 16 or shannon_entropy(value) < min_entropy:
+                continue
+        yield start, end
 
 
 def mask_secrets(text: str, matches: Sequence[tuple[Detector, int, int]]) -> str:
-    out, last = [], 0
-    for _, start, end in matches:
-        out.append(text[last:start])
-        out.append(MASK)
-        last = end
-    out.append(text[last:])
-    return "".join(out)
+    return mask(text, matches, lambda _: MASK)
 
 
 @register("secrets")
 class Secrets:
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+    class Settings(RoleScoped):
         detectors: list[Detector] = Field(default_factory=lambda: list(ALL_DETECTORS), min_length=1)
         min_entropy: float = Field(
             3.5, ge=0, le=8, description="bits/char a keyword-marked token needs to count"
-        )
-        roles: list[str] = Field(
-            default_factory=lambda: ["user", "tool", "prompt", "assistant"],
-            description="which roles' texts are scanned; system is trusted by default",
         )
         action: Action = Action.BLOCK
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._roles = frozenset(settings.roles)
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         s = self.settings
         findings: list[Finding] = []
         redactions: dict[int, str] = {}
-        for i, seg in enumerate(segments):
-            if seg.role not in self._roles:
-                continue
+        for i, seg in self.settings.scanned(segments):
             matches = find_secrets(seg.text, s.detectors, s.min_entropy)
             if not matches:
                 continue

@@ -7,17 +7,13 @@ results) is *indirect* and has its own threshold. System prompts are trusted by 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from pydantic import Field
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from gateway.openai_api import Segment
+from gateway.checks.roles import RoleScoped
 from gateway.pipeline import Action
 
 
-class ScopedSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ScopedSettings(RoleScoped):
     roles: list[str] = Field(
         default_factory=lambda: ["user", "prompt", "tool"],
         description="roles whose texts are scanned; system is trusted by default",
@@ -32,9 +28,3 @@ class ScopedSettings(BaseModel):
 
     def threshold_for(self, role: str) -> float:
         return self.indirect_threshold if role in self.indirect_roles else self.threshold
-
-    def scanned(self, segments: Sequence[Segment]) -> Iterator[tuple[int, Segment]]:
-        roles = set(self.roles)
-        for i, seg in enumerate(segments):
-            if seg.role in roles and seg.text:
-                yield i, seg

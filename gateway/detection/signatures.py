@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.config_types import Regex
 from gateway.detection.views import Analysed
 from gateway.errors import ConfigError
 
@@ -25,18 +26,9 @@ class RuleSpec(BaseModel):
     family: str = Field(min_length=1)
     version: int = Field(ge=1)
     score: float = Field(ge=0.0, le=1.0)
-    regex: str
+    regex: Regex
     examples: list[str] = Field(min_length=1)
     counterexamples: list[str] = Field(default_factory=list)
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-        return v
 
 
 class RuleFile(BaseModel):
