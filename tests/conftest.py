@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,19 +105,21 @@ class FakeVLLM:
         return [r for r in self.requests if r.url.path.endswith("completions")]
 
 
+def gateway_client(app: Starlette, api_key: str, **kwargs: Any) -> httpx.AsyncClient:
+    """A client of ``app`` (in process, no sockets) that sends ``api_key``."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://gateway.test",
+        headers={"Authorization": f"Bearer {api_key}"},
+        **kwargs,
+    )
+
+
 @contextlib.asynccontextmanager
 async def serving(app: Starlette, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
     """``app`` with its lifespan running (event store, watchers, reconcile) and a client of it
     that sends ``api_key``."""
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://gateway.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=30,
-        ) as client,
-    ):
+    async with app.router.lifespan_context(app), gateway_client(app, api_key, timeout=30) as client:
         yield client
 
 
@@ -135,10 +138,6 @@ async def client(
         keys=KeyStore.load(settings.keys_file),
         reconcile=False,
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://gateway.test",
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as c:
+    async with gateway_client(app, api_key) as c:
         c.app = app  # type: ignore[attr-defined]
         yield c

@@ -17,7 +17,7 @@ from gateway.auth import KeyStore
 from gateway.canary import TOKEN_RE
 from gateway.policy import parse_policy
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, chat_answer, sse_body
+from tests.conftest import BASE, FakeVLLM, chat_answer, gateway_client, sse_body
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -64,11 +64,7 @@ async def planting(
         policy=parse_policy(PLANTING),
         reconcile=False,
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://gateway.test",
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as c:
+    async with gateway_client(app, api_key) as c:
         yield c
 
 

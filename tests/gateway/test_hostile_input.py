@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.auth import KeyStore
 from gateway.policy import parse_policy
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, chat_answer
+from tests.conftest import BASE, FakeVLLM, chat_answer, gateway_client
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -56,11 +56,7 @@ async def gateway_with(
         policy=parse_policy(policy, "test.yaml"),
         reconcile=False,
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://gateway.test",
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as client:
+    async with gateway_client(app, api_key) as client:
         yield client
 
 

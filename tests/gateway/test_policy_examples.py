@@ -14,7 +14,7 @@ from gateway.pipeline import Action
 from gateway.policy import load_policy
 from gateway.policy_tests import load_tests
 from gateway.settings import Settings
-from tests.conftest import BASE, REPO, FakeVLLM, chat_answer
+from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, gateway_client
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -43,11 +43,7 @@ async def gateway_with(
             policy=load_policy(REPO / "policies" / f"{policy_name}.yaml"),
             reconcile=False,
         )
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://gateway.test",
-            headers={"Authorization": f"Bearer {api_key}"},
-        )
+        client = gateway_client(app, api_key)
         clients.append(client)
         return client
 

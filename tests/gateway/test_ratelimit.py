@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from gateway.app import create_app
 from gateway.auth import KeyStore, add_key
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, sse_body
+from tests.conftest import BASE, FakeVLLM, gateway_client, sse_body
 from tests.redis_server import redis_server
 
 pytestmark = pytest.mark.anyio
@@ -31,21 +31,13 @@ def app_for(settings: Settings, fake: FakeVLLM) -> Starlette:
     )
 
 
-def client(app: Starlette, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://gateway.test",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-
-
 async def test_request_limit_answers_429_with_retry_after(
     settings: Settings, fake_vllm: FakeVLLM
 ) -> None:
     limited = add_key(settings.keys_file, "limited", requests_per_minute=2)
     other = add_key(settings.keys_file, "other")
     app = app_for(settings, fake_vllm)
-    async with client(app, limited) as c:
+    async with gateway_client(app, limited) as c:
         assert [(await c.post(CHAT, json=ASK)).status_code for _ in range(2)] == [200, 200]
         r = await c.post(CHAT, json=ASK)
     assert r.status_code == 429
@@ -53,7 +45,7 @@ async def test_request_limit_answers_429_with_retry_after(
     assert r.json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(r.headers["retry-after"]) <= 60
     assert len(fake_vllm.completions()) == 2  # the third never reached vLLM
-    async with client(app, other) as c:
+    async with gateway_client(app, other) as c:
         assert (await c.post(CHAT, json=ASK)).status_code == 200
 
 
@@ -62,7 +54,7 @@ async def test_token_limit_counts_what_answers_used(
 ) -> None:
     key = add_key(settings.keys_file, "tokens", tokens_per_minute=20)  # answers use 12
     app = app_for(settings, fake_vllm)
-    async with client(app, key) as c:
+    async with gateway_client(app, key) as c:
         assert (await c.post(CHAT, json=ASK)).status_code == 200
         assert (await c.post(CHAT, json=ASK)).status_code == 200  # 12 < 20: admitted, overdraws
         r = await c.post(CHAT, json=ASK)
@@ -77,7 +69,7 @@ async def test_streams_spend_their_tokens_when_they_close(
         200, content=sse_body(["Par", "is ", "is ", "the ", "cap", "ital", "."])
     )
     app = app_for(settings, fake_vllm)
-    async with client(app, key) as c:
+    async with gateway_client(app, key) as c:
         r = await c.post(CHAT, json={**ASK, "stream": True})
         assert r.status_code == 200 and "[DONE]" in r.text
         r = await c.post(CHAT, json={**ASK, "stream": True})
@@ -97,7 +89,7 @@ async def test_limits_hold_across_two_gateways_sharing_redis(
     shared = settings.model_copy(update={"ratelimit_redis_url": SecretStr(redis_url)})
     one, two = app_for(shared, fake_vllm), app_for(shared, fake_vllm)
     codes = []
-    async with client(one, key) as c1, client(two, key) as c2:
+    async with gateway_client(one, key) as c1, gateway_client(two, key) as c2:
         for c in (c1, c2, c1, c2, c1):
             codes.append((await c.post(CHAT, json=ASK)).status_code)
     assert codes == [200, 200, 200, 429, 429]

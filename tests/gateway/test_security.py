@@ -27,7 +27,7 @@ from gateway.app import create_app
 from gateway.auth import KeyStore, add_key, hash_key
 from gateway.errors import ConfigError
 from gateway.settings import Settings
-from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, serving, sse_body
+from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, gateway_client, serving, sse_body
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -238,11 +238,7 @@ async def limited(
         reconcile=False,
         watch_policy=False,
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://gateway.test",
-        headers={"Authorization": f"Bearer {key}"},
-    ) as client:
+    async with gateway_client(app, key) as client:
         yield client, key
 
 

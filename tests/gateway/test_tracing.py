@@ -17,7 +17,7 @@ from gateway.app import create_app
 from gateway.auth import KeyStore
 from gateway.settings import Settings
 from gateway.tracing import build_tracer, tracing_requested
-from tests.conftest import BASE, FakeVLLM, sse_body
+from tests.conftest import BASE, FakeVLLM, gateway_client, sse_body
 
 pytestmark = pytest.mark.anyio
 
@@ -41,11 +41,7 @@ async def traced(
         watch_policy=False,
         tracer_provider=provider,
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://gw",
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as c:
+    async with gateway_client(app, api_key) as c:
         yield c
 
 

@@ -18,7 +18,7 @@ from gateway.backends.litellm import FallbackRoute, LiteLLMBackend
 from gateway.errors import UpstreamUnreachable
 from gateway.openai_api import Endpoint
 from gateway.settings import Settings
-from tests.conftest import BASE
+from tests.conftest import BASE, gateway_client
 from tests.gateway.fleet_fakes import FakeFleet
 from tests.openai_stub import OpenAIStub, openai_stub
 
@@ -77,11 +77,7 @@ async def down_fleet(
     )
     stub.requests.clear()
     stub.answer = "Paris, says the fallback."
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://gateway.test",
-        headers={"Authorization": f"Bearer {api_key}"},
-    ) as client:
+    async with gateway_client(app, api_key) as client:
         yield client
     await app.state.gateway.backend.aclose()
 
