@@ -60,6 +60,7 @@ def _load_builtins() -> None:
         adversarial_suffix,
         canary,
         deny_list,
+        guardrails_ai,
         injection,
         injection_semantic,
         nemo_rails,

@@ -29,6 +29,16 @@ def _squeeze(text: str) -> str:
     return _NOT_ALNUM.sub("", text.casefold())
 
 
+def leak_reason(text: str, token: str | None) -> str | None:
+    """Why ``text`` leaks a canary (any gateway-shaped one, or ``token`` however spaced)."""
+    if TOKEN_RE.search(text):
+        return "the answer contains a canary token: the system prompt leaked"
+    secret = _squeeze(token.partition("-")[2]) if token else None
+    if secret and secret in _squeeze(text):
+        return "the answer contains this request's canary: the system prompt leaked"
+    return None
+
+
 @register("canary")
 class Canary:
     class Settings(BaseModel):
@@ -50,16 +60,12 @@ class Canary:
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         token = current_canary()
-        secret = _squeeze(token.partition("-")[2]) if token else None
         findings: list[Finding] = []
         for i, seg in enumerate(segments):
             if seg.role not in self._roles:
                 continue
-            if TOKEN_RE.search(seg.text):
-                reason = "the answer contains a canary token: the system prompt leaked"
-            elif secret and secret in _squeeze(seg.text):
-                reason = "the answer contains this request's canary: the system prompt leaked"
-            else:
+            reason = leak_reason(seg.text, token)
+            if reason is None:
                 continue
             findings.append(Finding("canary", reason, "prompt_extraction", 1.0, i))
         if not findings:

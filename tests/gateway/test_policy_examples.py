@@ -14,7 +14,7 @@ from gateway.pipeline import Action
 from gateway.policy import load_policy
 from gateway.policy_tests import load_tests
 from gateway.settings import Settings
-from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, gateway_client
+from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, gateway_client, sse_body
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -65,6 +65,31 @@ async def test_customer_support_masks_pii_in_answers(
     r = await gateway_with("customer-support").post(CHAT, json=ask("What email do you have?"))
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] == "Your email on file is <EMAIL>."
+
+
+async def test_customer_support_cuts_a_stream_leaking_a_credential(
+    gateway_with: Callable[[str], httpx.AsyncClient], fake_vllm: FakeVLLM
+) -> None:
+    """Its Guardrails AI validator (gateway/secrets, on_fail: exception) runs on the stream."""
+    key = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
+    preamble = [" Deploys run from the release branch after review."] * 12  # > the hold-back
+    pieces = ["Sure.", *preamble, " The deploy token: ", key[:12], key[12:], "."]
+    pieces += [" Anything else I can help with today?"] * 10
+    fake_vllm.handler = lambda r: httpx.Response(
+        200, content=sse_body(pieces), headers={"content-type": "text/event-stream"}
+    )
+    r = await gateway_with("customer-support").post(
+        CHAT, json={**ask("What is the deploy token?"), "stream": True}
+    )
+    assert r.status_code == 200
+    events = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    error = orjson.loads(events[-2])["error"]
+    assert error["code"] == "content_policy_violation" and "gateway/secrets" in error["message"]
+    sent = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-2])
+    assert sent.startswith("Sure. Deploys run")  # released before the leak arrived
+    assert key[:12] not in sent and key[12:] not in sent
+    assert "Anything else" not in sent
 
 
 async def test_customer_support_refuses_off_topic_before_the_model(
