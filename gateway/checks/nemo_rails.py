@@ -12,7 +12,11 @@ and the folder must load in NeMo with the model and its intent index, or the pol
 load (listing what exists): the model loads when the policy does (seconds on CPU), never in a
 request. A classification that fails at call time raises, which the pipeline turns into a
 block (fail closed).
-An LLM-backed rail (NeMo's default, when no example is similar) is not offered.
+No LLM is called unless the rule asks for one with ``llm``: then a text similar to no example
+goes to NeMo's LLM branch, answered by the served model through vLLM (``llm.model``, at
+``llm.base_url`` or else the gateway's first upstream), and the intent it names counts like one
+found by embeddings (the finding says which). Give such a rule a ``timeout_ms`` that covers a
+generation on your hardware.
 """
 
 from __future__ import annotations
@@ -20,13 +24,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from gateway.checks import register
 from gateway.errors import ConfigError
 from gateway.nemo_engine import NemoEngine
+from gateway.nemo_llm import ServedModelLLM
 from gateway.openai_api import Segment
 from gateway.pipeline import Action, CheckContext, Finding, Verdict
+from gateway.settings import load_settings
+
+
+class ServedLLM(BaseModel):
+    """The served model NeMo may ask when no example is similar enough."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str = Field(description="a model vLLM serves, e.g. smollm2-135m-instruct")
+    base_url: AnyHttpUrl | None = Field(
+        None, description="vLLM's address; default: the gateway's first upstream"
+    )
+    timeout_s: float = Field(30.0, gt=0, le=600)
+
+    def build(self) -> ServedModelLLM:
+        url = str(self.base_url) if self.base_url else load_settings().upstreams()[0]
+        return ServedModelLLM(url, self.model, timeout_s=self.timeout_s)
 
 
 @register("nemo_rails")
@@ -47,10 +68,15 @@ class NemoRails:
             default_factory=lambda: ["user", "prompt"], description="which roles are classified"
         )
         action: Action = Action.BLOCK
+        llm: ServedLLM | None = Field(
+            None, description="ask the served model when no example is similar (default: never)"
+        )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = NemoEngine(settings.config)
+        self.engine = NemoEngine(
+            settings.config, llm=settings.llm.build() if settings.llm else None
+        )
         known = self.engine.intents
         if settings.intents is None:
             self.intents = tuple(i for i in known if i != self.engine.fallback)
@@ -72,11 +98,12 @@ class NemoRails:
             match = await self.engine.match(seg.text, self.intents)
             if match is None:
                 continue
+            how = "named by the served model" if match.by_llm else "similarity"
             reason = f"forbidden topic: user intent '{match.intent}'"
             findings.append(
                 Finding(
                     "nemo_rails",
-                    f"{reason} (similarity {match.similarity:.2f})",
+                    f"{reason} ({how} {match.similarity:.2f})",
                     family="off_topic",
                     score=match.similarity,
                     segment=i,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 
 from gateway.checks import build_check
@@ -14,6 +16,7 @@ from gateway.checks.nemo_rails import NemoRails
 from gateway.detection.semantic import Embedder, FloatArray, default_embedder
 from gateway.errors import ConfigError
 from gateway.nemo_engine import NemoEngine, nemo_score
+from gateway.nemo_llm import ServedModelLLM
 from gateway.openai_api import Endpoint, Segment
 from gateway.pipeline import Action, CheckContext, Pipeline, Rule, Stage
 
@@ -132,3 +135,82 @@ def test_the_score_is_nemos() -> None:
     assert nemo_score(1.0) == 1.0
     assert nemo_score(0.5) == pytest.approx(0.5)
     assert nemo_score(-1.0) == 0.0
+
+
+class ServedModel:
+    """A fake vLLM for the rail's LLM: records prompts, answers ``self.answer``."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+        self.answer = "ask about politics"
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content)
+        self.prompts.append(str(body.get("prompt") or body.get("messages")))
+        if "prompt" in body:
+            return httpx.Response(200, json={"choices": [{"index": 0, "text": self.answer}]})
+        message = {"role": "assistant", "content": self.answer}
+        return httpx.Response(200, json={"choices": [{"index": 0, "message": message}]})
+
+
+@pytest.fixture(scope="module")
+def served() -> ServedModel:
+    return ServedModel()
+
+
+@pytest.fixture(scope="module")
+def asking(served: ServedModel) -> NemoEngine:
+    model = ServedModelLLM("http://vllm:8000", "m", transport=httpx.MockTransport(served))
+    return NemoEngine(TOPICS, llm=model)
+
+
+async def test_with_an_llm_a_text_like_no_example_goes_to_the_served_model(
+    asking: NemoEngine, served: ServedModel
+) -> None:
+    served.prompts.clear()
+    served.answer = "ask about politics"
+    text = "Give me your honest take on the upcoming referendum."
+    match = await asking.match(text, FORBIDDEN)
+    assert match is not None and match.intent == "ask about politics" and match.by_llm
+    (prompt,) = served.prompts
+    assert text in prompt  # NeMo's few-shot prompt with the user's text
+
+
+async def test_with_an_llm_an_answer_naming_no_forbidden_intent_passes(
+    asking: NemoEngine, served: ServedModel
+) -> None:
+    served.answer = "ask about shipping"
+    assert await asking.match("Give me your honest take on the referendum.", FORBIDDEN) is None
+
+
+async def test_with_an_llm_texts_similar_to_an_example_never_reach_it(
+    asking: NemoEngine, served: ServedModel
+) -> None:
+    served.prompts.clear()
+    match = await asking.match("Who should I vote for in the election?", FORBIDDEN)
+    assert match is not None and match.intent == "ask about politics" and not match.by_llm
+    assert served.prompts == []
+
+
+def test_without_an_llm_rule_the_config_must_name_a_fallback_intent(tmp_path: Path) -> None:
+    folder = tmp_path / "cfg"
+    shutil.copytree(TOPICS, folder)
+    config = folder / "config.yml"
+    config.write_text(config.read_text().replace('embeddings_only_fallback_intent: "on topic"', ""))
+    with pytest.raises(ConfigError, match="fallback_intent"):
+        NemoEngine(folder)
+    NemoEngine(folder, llm=ServedModelLLM("http://vllm:8000", "m"))  # asking is allowed
+
+
+def test_the_rule_names_the_served_model_and_vllm_defaults_to_the_upstream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_UPSTREAM_URL", "http://vllm-a:8000")
+    built = build_check("nemo_rails", {"config": str(TOPICS), "llm": {"model": "smollm2"}})
+    assert isinstance(built, NemoRails) and isinstance(built.engine.llm, ServedModelLLM)
+    assert (built.engine.llm.model_name, built.engine.llm.provider_url) == (
+        "smollm2",
+        "http://vllm-a:8000",
+    )
+    with pytest.raises(ConfigError, match="modle"):
+        build_check("nemo_rails", {"config": str(TOPICS), "llm": {"modle": "smollm2"}})
