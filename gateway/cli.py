@@ -56,6 +56,7 @@ def serve(
         loop="uvloop",  # explicit: "auto" silently falls back to asyncio/h11 (docs/benchmarks.md)
         http="httptools",
         access_log=False,  # the gateway's own middleware records every request
+        timeout_keep_alive=settings.keep_alive_s,
     )
     uvicorn.Server(config).run(sockets=listen_sockets(settings))  # + GATEWAY_ADMIN_PORT
 

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    keep_alive_s: int = Field(
+        75,
+        gt=0,
+        description="idle client connections are closed after this; keep it above clients' "
+        "pool expiry (httpx/openai: 5 s), or a request sent on a closing connection fails",
+    )
 
     upstream_url: AnyHttpUrl = Field(
         AnyHttpUrl("http://127.0.0.1:8000"), description="vLLM's OpenAI-compatible server"

@@ -51,7 +51,9 @@ def run_stack(settings: Settings, vllm_port: int, serve_python: Path) -> None:
         sock = socket.create_server((settings.host, settings.port), backlog=2048)
         console.print(f"[green]✓[/] [4/4] gateway on http://{settings.host}:{settings.port}")
         print_examples(settings, key, sorted(adapters))
-        config = uvicorn.Config(create_app(settings), log_level="warning")
+        config = uvicorn.Config(
+            create_app(settings), log_level="warning", timeout_keep_alive=settings.keep_alive_s
+        )
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         with console.status("stopping vLLM"):
