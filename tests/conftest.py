@@ -105,6 +105,18 @@ class FakeVLLM:
         return [r for r in self.requests if r.url.path.endswith("completions")]
 
 
+def fake_app(settings: Settings, fake_vllm: FakeVLLM, **kwargs: Any) -> Starlette:
+    """The gateway in front of ``fake_vllm``, with the keys of ``settings.keys_file`` and no
+    adapter reconcile (the fake has no vLLM admin API); ``kwargs`` go to ``create_app``."""
+    return create_app(
+        settings,
+        transport=httpx.MockTransport(fake_vllm),
+        keys=KeyStore.load(settings.keys_file),
+        reconcile=False,
+        **kwargs,
+    )
+
+
 def gateway_client(app: Starlette, api_key: str, **kwargs: Any) -> httpx.AsyncClient:
     """A client of ``app`` (in process, no sockets) that sends ``api_key``."""
     return httpx.AsyncClient(
@@ -132,11 +144,9 @@ def fake_vllm() -> FakeVLLM:
 async def client(
     settings: Settings, api_key: str, fake_vllm: FakeVLLM
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
+    app = fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
-        reconcile=False,
+        fake_vllm,
     )
     async with gateway_client(app, api_key) as c:
         c.app = app  # type: ignore[attr-defined]

@@ -12,12 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import KeyStore
 from gateway.canary import TOKEN_RE
 from gateway.policy import parse_policy
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, chat_answer, gateway_client, sse_body
+from tests.conftest import BASE, FakeVLLM, chat_answer, fake_app, gateway_client, sse_body
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -57,12 +55,10 @@ def _echo_stream(request: httpx.Request) -> httpx.Response:
 async def planting(
     settings: Settings, api_key: str, fake_vllm: FakeVLLM
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
+    app = fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
+        fake_vllm,
         policy=parse_policy(PLANTING),
-        reconcile=False,
     )
     async with gateway_client(app, api_key) as c:
         yield c

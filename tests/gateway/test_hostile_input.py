@@ -15,11 +15,9 @@ import httpx
 import orjson
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import KeyStore
 from gateway.policy import parse_policy
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, chat_answer, gateway_client
+from tests.conftest import BASE, FakeVLLM, chat_answer, fake_app, gateway_client
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -49,12 +47,10 @@ def error_code(r: httpx.Response) -> str:
 async def gateway_with(
     settings: Settings, api_key: str, fake_vllm: FakeVLLM, policy: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
+    app = fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
+        fake_vllm,
         policy=parse_policy(policy, "test.yaml"),
-        reconcile=False,
     )
     async with gateway_client(app, api_key) as client:
         yield client

@@ -27,10 +27,8 @@ from schemathesis.specs.openapi.checks import (
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from gateway.app import create_app
-from gateway.auth import KeyStore
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, chat_answer, sse_body
+from tests.conftest import BASE, FakeVLLM, chat_answer, fake_app, sse_body
 
 CHECKS = [
     not_a_server_error,
@@ -59,11 +57,9 @@ def answer(request: httpx.Request) -> httpx.Response:
 @pytest.fixture
 def app(settings: Settings, api_key: str, fake_vllm: FakeVLLM) -> Iterator[Starlette]:
     fake_vllm.handler = answer
-    yield create_app(
+    yield fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
-        reconcile=False,
+        fake_vllm,
         watch_policy=False,
     )
     shutdown_lifespans()  # schemathesis keeps an app's lifespan running until told

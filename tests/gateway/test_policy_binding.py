@@ -8,14 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import KeyStore, add_key
+from gateway.auth import add_key
 from gateway.errors import ConfigError
 from gateway.metrics import Metrics
 from gateway.policy_binding import load_bindings
 from gateway.policy_watch import PolicyReloader
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM
+from tests.conftest import BASE, FakeVLLM, fake_app
 
 CHAT = "/v1/chat/completions"
 
@@ -91,11 +90,9 @@ async def bound_app(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str, str]]:
     team = add_key(settings.keys_file, "team-key")
     other = add_key(settings.keys_file, "other-key")
-    app = create_app(
+    app = fake_app(
         settings.model_copy(update={"policy_bindings_file": folder / "bindings.yaml"}),
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
-        reconcile=False,
+        fake_vllm,
         watch_policy=False,
     )
     async with httpx.AsyncClient(

@@ -8,13 +8,11 @@ import httpx
 import orjson
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import KeyStore
 from gateway.pipeline import Action
 from gateway.policy import load_policy
 from gateway.policy_tests import load_tests
 from gateway.settings import Settings
-from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, gateway_client, sse_body
+from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, fake_app, gateway_client, sse_body
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -36,12 +34,10 @@ async def gateway_with(
     clients: list[httpx.AsyncClient] = []
 
     def build(policy_name: str) -> httpx.AsyncClient:
-        app = create_app(
+        app = fake_app(
             settings,
-            transport=httpx.MockTransport(fake_vllm),
-            keys=KeyStore.load(settings.keys_file),
+            fake_vllm,
             policy=load_policy(REPO / "policies" / f"{policy_name}.yaml"),
-            reconcile=False,
         )
         client = gateway_client(app, api_key)
         clients.append(client)

@@ -23,11 +23,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.adapters import load_adapters
-from gateway.app import create_app
 from gateway.auth import KeyStore, add_key, hash_key
 from gateway.errors import ConfigError
 from gateway.settings import Settings
-from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, gateway_client, serving, sse_body
+from tests.conftest import (
+    BASE,
+    REPO,
+    FakeVLLM,
+    chat_answer,
+    fake_app,
+    gateway_client,
+    serving,
+    sse_body,
+)
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -44,11 +52,9 @@ async def secured(
     settings: Settings, api_key: str, fake_vllm: FakeVLLM
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = settings.model_copy(update={"upstream_api_key": UPSTREAM_KEY})
-    app = create_app(
+    app = fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
-        reconcile=False,
+        fake_vllm,
         watch_policy=False,
     )
     async with serving(app, api_key) as client:
@@ -175,17 +181,13 @@ async def test_an_admin_key_does_get_past_the_admin_check(
 ) -> None:
     """The other side of the test above, so it cannot pass merely because /admin is broken."""
     key = add_key(settings.keys_file, "root", admin=True)
-    app = create_app(
+    app = fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
-        reconcile=False,
+        fake_vllm,
         watch_policy=False,
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
-    ) as client:
-        r = await client.get("/admin/adapters", headers={"Authorization": f"Bearer {key}"})
+    async with gateway_client(app, key) as client:
+        r = await client.get("/admin/adapters")
     assert r.status_code not in (401, 403), r.text
 
 
@@ -231,11 +233,9 @@ async def limited(
     settings: Settings, fake_vllm: FakeVLLM
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     key = add_key(settings.keys_file, "support-only", ["support-assistant"])
-    app = create_app(
+    app = fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
-        reconcile=False,
+        fake_vllm,
         watch_policy=False,
     )
     async with gateway_client(app, key) as client:

@@ -13,11 +13,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from gateway.app import create_app
-from gateway.auth import KeyStore
 from gateway.settings import Settings
 from gateway.tracing import build_tracer, tracing_requested
-from tests.conftest import BASE, FakeVLLM, gateway_client, sse_body
+from tests.conftest import BASE, FakeVLLM, fake_app, gateway_client, sse_body
 
 pytestmark = pytest.mark.anyio
 
@@ -33,11 +31,9 @@ async def traced(
 ) -> AsyncIterator[httpx.AsyncClient]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    app = create_app(
+    app = fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
-        reconcile=False,
+        fake_vllm,
         watch_policy=False,
         tracer_provider=provider,
     )

@@ -20,12 +20,10 @@ from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from gateway.app import create_app
-from gateway.auth import KeyStore
 from gateway.events import Event, events_target, open_db
 from gateway.events.event import policy_version
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, serving, sse_body
+from tests.conftest import BASE, FakeVLLM, fake_app, serving, sse_body
 from tests.gateway.events.helpers import EMAIL, SECRET, policy
 
 pytestmark = pytest.mark.anyio
@@ -54,12 +52,10 @@ async def running(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    app = create_app(
+    app = fake_app(
         settings,
-        transport=httpx.MockTransport(fake_vllm),
-        keys=KeyStore.load(settings.keys_file),
+        fake_vllm,
         policy=policy(),
-        reconcile=False,
         tracer_provider=provider,
     )
     async with serving(app, api_key) as client:
