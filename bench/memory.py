@@ -5,6 +5,7 @@ shared machine."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -13,20 +14,25 @@ import psutil
 MIB = 1024 * 1024
 
 
-def tree_rss_mib(pid: int) -> float:
-    """RSS of a process and its children (uvicorn workers, LiteLLM's), in MiB."""
+def _tree_sum(pid: int, measure: Callable[[psutil.Process], float]) -> float:
+    """``measure`` summed over a process and its children; processes gone meanwhile count 0."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return 0.0
-    total = 0
+    total = 0.0
     for proc in procs:
         try:
-            total += proc.memory_info().rss
+            total += measure(proc)
         except psutil.NoSuchProcess:
             continue
-    return total / MIB
+    return total
+
+
+def tree_rss_mib(pid: int) -> float:
+    """RSS of a process and its children (uvicorn workers, LiteLLM's), in MiB."""
+    return _tree_sum(pid, lambda p: p.memory_info().rss) / MIB
 
 
 @dataclass
@@ -63,16 +69,9 @@ class RssSampler:
 
 def tree_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process and its children so far."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for proc in procs:
-        try:
-            t = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += t.user + t.system
-    return total
+
+    def cpu(proc: psutil.Process) -> float:
+        t = proc.cpu_times()
+        return t.user + t.system
+
+    return _tree_sum(pid, cpu)
