@@ -84,11 +84,7 @@ def load_policy(path: Path) -> Policy:
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    data, root = _parse_yaml(text, source)
     try:
         spec = PolicyFile.model_validate(data)
     except ValidationError as exc:
@@ -99,6 +95,18 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         _pipeline(Stage.INPUT, spec.input, root, source),
         _pipeline(Stage.OUTPUT, spec.output, root, source),
     )
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """The document's data and its node tree (for line numbers), from one parse."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        return (loader.construct_document(root) if root is not None else None), root
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
 
 
 def _pipeline(stage: Stage, specs: list[RuleSpec], root: yaml.Node | None, source: str) -> Pipeline:
@@ -135,11 +143,7 @@ def load_strict_yaml(path: Path, model: type[M], what: str) -> M:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data, root = _parse_yaml(text, str(path))
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
