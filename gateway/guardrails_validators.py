@@ -18,7 +18,7 @@ Error messages name what was found, never the values. Import only through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from guardrails.classes.validation.validation_result import (
@@ -32,14 +32,20 @@ from guardrails.validator_base import Validator, register_validator
 from gateway.checks.canary import leak_reason
 from gateway.checks.pii import ALL_ENTITIES, Entity, find_pii, mask_pii
 from gateway.checks.secrets import ALL_DETECTORS, Detector, find_secrets, mask_secrets
+from gateway.checks.spans import count_kinds
 
 
-def _counts(kinds: Sequence[str]) -> str:
-    return ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds)))
-
-
-def _spans(matches: Sequence[tuple[str, int, int]]) -> list[ErrorSpan]:
-    return [ErrorSpan(start=s, end=e, reason=kind) for kind, s, e in matches]
+def _found(
+    what: str, matches: Sequence[tuple[str, int, int]], masked: Callable[[], str]
+) -> ValidationResult:
+    """Pass without matches; else fail naming the kinds found, with their spans and a fix."""
+    if not matches:
+        return PassResult()
+    return FailResult(
+        error_message=f"{what} found: {count_kinds(matches)}",
+        fix_value=masked(),
+        error_spans=[ErrorSpan(start=s, end=e, reason=kind) for kind, s, e in matches],
+    )
 
 
 @register_validator(name="gateway/pii", data_type="string")
@@ -60,14 +66,9 @@ class GatewayPII(Validator):  # type: ignore[misc]  # guardrails is untyped
         self.phone_regions = tuple(phone_regions)
 
     def _validate(self, value: Any, metadata: dict[str, Any]) -> ValidationResult:
-        matches = find_pii(str(value), self.entities, self.phone_regions)
-        if not matches:
-            return PassResult()
-        return FailResult(
-            error_message=f"personal data found: {_counts([m[0] for m in matches])}",
-            fix_value=mask_pii(str(value), matches),
-            error_spans=_spans(matches),
-        )
+        text = str(value)
+        matches = find_pii(text, self.entities, self.phone_regions)
+        return _found("personal data", matches, lambda: mask_pii(text, matches))
 
 
 @register_validator(name="gateway/secrets", data_type="string")
@@ -88,14 +89,9 @@ class GatewaySecrets(Validator):  # type: ignore[misc]
         self.min_entropy = float(min_entropy)
 
     def _validate(self, value: Any, metadata: dict[str, Any]) -> ValidationResult:
-        matches = find_secrets(str(value), self.detectors, self.min_entropy)
-        if not matches:
-            return PassResult()
-        return FailResult(
-            error_message=f"credential found: {_counts([m[0] for m in matches])}",
-            fix_value=mask_secrets(str(value), matches),
-            error_spans=_spans(matches),
-        )
+        text = str(value)
+        matches = find_secrets(text, self.detectors, self.min_entropy)
+        return _found("credential", matches, lambda: mask_secrets(text, matches))
 
 
 @register_validator(name="gateway/canary", data_type="string")

@@ -30,7 +30,7 @@ from stdnum.us import ssn
 
 from gateway.checks import register
 from gateway.checks.roles import RoleScoped
-from gateway.checks.spans import mask, non_overlapping
+from gateway.checks.spans import count_kinds, mask, non_overlapping
 from gateway.openai_api import Segment
 from gateway.pipeline import Action, CheckContext, Finding, Verdict
 
@@ -146,10 +146,7 @@ class PII:
             if not matches:
                 continue
             redactions[i] = mask_pii(seg.text, matches)
-            counts: dict[str, int] = {}
-            for entity, _, _ in matches:
-                counts[entity] = counts.get(entity, 0) + 1
-            summary = ", ".join(f"{n} {entity}" for entity, n in sorted(counts.items()))
+            summary = count_kinds(matches)
             findings.append(Finding("pii", f"personal data found: {summary}", "pii", 1.0, i))
         if not findings:
             return Verdict.allow()

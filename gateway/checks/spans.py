@@ -26,3 +26,9 @@ def mask(text: str, matches: Sequence[tuple[K, int, int]], mask_for: Callable[[K
         last = end
     out.append(text[last:])
     return "".join(out)
+
+
+def count_kinds(matches: Sequence[tuple[K, int, int]]) -> str:
+    """How many matches of each kind, kinds sorted: ``"2 email, 1 phone"``."""
+    kinds = [kind for kind, _, _ in matches]
+    return ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds)))
