@@ -31,6 +31,12 @@ def user(text: str) -> list[Segment]:
     return [Segment("user", text, 0, ("messages", 0, "content"))]
 
 
+@pytest.fixture
+def topics_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped config folder, to edit."""
+    return Path(shutil.copytree(TOPICS, tmp_path / "cfg"))
+
+
 @pytest.fixture(scope="module")
 def check() -> NemoRails:
     built = build_check("nemo_rails", {"config": str(TOPICS), "intents": FORBIDDEN})
@@ -75,9 +81,8 @@ def test_a_missing_folder_fails_at_load() -> None:
         build_check("nemo_rails", {"config": "policies/nemo/nope"})
 
 
-def test_a_config_that_would_call_an_llm_is_refused(tmp_path: Path) -> None:
-    folder = tmp_path / "cfg"
-    shutil.copytree(TOPICS, folder)
+def test_a_config_that_would_call_an_llm_is_refused(topics_copy: Path) -> None:
+    folder = topics_copy
     (folder / "config.yml").write_text("rails:\n  dialog:\n    user_messages:\n      x: 1\n")
     with pytest.raises(ConfigError, match="embeddings_only: true"):
         NemoEngine(folder)
@@ -86,6 +91,7 @@ def test_a_config_that_would_call_an_llm_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="embeddings_only_fallback_intent"):
         NemoEngine(folder)
+    NemoEngine(folder, llm=ServedModelLLM("http://vllm:8000", "m"))  # unless a rule asks for one
     (folder / "config.yml").write_text(
         "models: [{type: main, engine: openai, model: gpt-x}]\nrails:\n  dialog:\n"
         "    user_messages: {embeddings_only: true, embeddings_only_fallback_intent: ok}\n"
@@ -94,9 +100,8 @@ def test_a_config_that_would_call_an_llm_is_refused(tmp_path: Path) -> None:
         NemoEngine(folder)
 
 
-def test_broken_colang_fails_at_load(tmp_path: Path) -> None:
-    folder = tmp_path / "cfg"
-    shutil.copytree(TOPICS, folder)
+def test_broken_colang_fails_at_load(topics_copy: Path) -> None:
+    folder = topics_copy
     (folder / "broken.co").write_text("define user\n  ???\n  define flow\n")
     with pytest.raises(ConfigError, match="NeMo config"):
         NemoEngine(folder)
@@ -190,16 +195,6 @@ async def test_with_an_llm_texts_similar_to_an_example_never_reach_it(
     match = await asking.match("Who should I vote for in the election?", FORBIDDEN)
     assert match is not None and match.intent == "ask about politics" and not match.by_llm
     assert served.prompts == []
-
-
-def test_without_an_llm_rule_the_config_must_name_a_fallback_intent(tmp_path: Path) -> None:
-    folder = tmp_path / "cfg"
-    shutil.copytree(TOPICS, folder)
-    config = folder / "config.yml"
-    config.write_text(config.read_text().replace('embeddings_only_fallback_intent: "on topic"', ""))
-    with pytest.raises(ConfigError, match="fallback_intent"):
-        NemoEngine(folder)
-    NemoEngine(folder, llm=ServedModelLLM("http://vllm:8000", "m"))  # asking is allowed
 
 
 def test_the_rule_names_the_served_model_and_vllm_defaults_to_the_upstream(
