@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -72,6 +73,19 @@ def _eval_rows() -> list[dict[str, object]]:
     return rows
 
 
+def _config(tmp_path: Path, adapter: Path, **limits: Any) -> EvalConfig:
+    """An eval of ``adapter`` on the eval rows, with a one-question utility set."""
+    utility = tmp_path / "utility.yaml"
+    utility.write_text('questions:\n  - {question: "Capital of France?", answers: ["Paris"]}\n')
+    return EvalConfig(
+        adapter=adapter,
+        dataset=write_jsonl(tmp_path / "eval.jsonl", _eval_rows()),
+        out=tmp_path / "eval",
+        utility=utility,
+        **limits,
+    )
+
+
 def test_evaluate_loads_the_adapter_compares_and_gates(tmp_path: Path, tiny_adapter: Path) -> None:
     def answer(model: str, prompt: str) -> str:
         if model == BASE:
@@ -81,16 +95,7 @@ def test_evaluate_loads_the_adapter_compares_and_gates(tmp_path: Path, tiny_adap
         return "Paris." if "France" in prompt else REFUSE
 
     fake = FakeVLLM(answer)
-    utility = tmp_path / "utility.yaml"
-    utility.write_text('questions:\n  - {question: "Capital of France?", answers: ["Paris"]}\n')
-    cfg = EvalConfig(
-        adapter=tiny_adapter,
-        dataset=write_jsonl(tmp_path / "eval.jsonl", _eval_rows()),
-        out=tmp_path / "eval",
-        utility=utility,
-        max_per_family=1,
-        detector_benign=False,
-    )
+    cfg = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign=False)
     result = evaluate(cfg, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
     assert result["attack_success"] == {"base": 1.0, "adapter": 0.0, "n": 2}
     assert result["gate"]["passed"] is True
@@ -108,15 +113,8 @@ def test_evaluate_fails_the_gate_on_over_refusal(tmp_path: Path, tiny_adapter: P
     def answer(model: str, prompt: str) -> str:
         return "Sure." if model == BASE else REFUSE  # the adapter refuses everything
 
-    utility = tmp_path / "utility.yaml"
-    utility.write_text('questions:\n  - {question: "Capital of France?", answers: ["Paris"]}\n')
-    cfg = EvalConfig(
-        adapter=tiny_adapter,
-        dataset=write_jsonl(tmp_path / "eval.jsonl", _eval_rows()),
-        out=tmp_path / "eval",
-        utility=utility,
-        max_benign=5,  # 5 of: the eval row + the detector's curated benign prompts
-    )
+    # max_benign 5 of: the eval row + the detector's curated benign prompts
+    cfg = _config(tmp_path, tiny_adapter, max_benign=5)
     client = VLLMClient("http://vllm.test", transport=httpx.MockTransport(FakeVLLM(answer)))
     result = evaluate(cfg, client)
     assert result["benign_refusal"] == {"base": 0.0, "adapter": 1.0, "n": 5}
