@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import httpx
 import yaml
 
 from bench.stub import MODEL
+from gateway.stack import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_VENV = REPO / ".venv-bench"
@@ -86,16 +86,8 @@ class Server:
         raise ServerError(f"{self.name} not ready after {timeout_s:.0f}s{self._tail()}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
+        if self.process is not None:
+            stop_process_group(self.process)
 
     def _tail(self) -> str:
         try:

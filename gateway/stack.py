@@ -25,6 +25,21 @@ class StackError(RuntimeError):
     """The embedded stack could not start; the message says what to look at."""
 
 
+def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
+    """SIGTERM a child started with ``start_new_session=True`` and its whole group; SIGKILL
+    whatever is left after ``grace_s``. Nothing to do when it has already exited."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
 @dataclass
 class VLLMServer:
     """A vLLM OpenAI-compatible server in its own process group, with LoRA enabled and
@@ -101,16 +116,8 @@ class VLLMServer:
             return ""
 
     def stop(self, grace_s: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
+        if self.process is not None:
+            stop_process_group(self.process, grace_s)
 
     def kill(self) -> None:
         """Hard stop (kill -9), for failure tests."""
