@@ -12,7 +12,6 @@ Caches are cleared and every text is unique, as there."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,10 +20,9 @@ from bench.procs import REPO
 from bench.report import percentiles
 from gateway.detection.evaluate import (
     CTX,
-    PAD_WORDS,
+    benign_prompt,
     clear_caches,
     fast_pipeline,
-    prompt_512,
 )
 from gateway.openai_api import Segment
 from gateway.pipeline import Pipeline
@@ -44,12 +42,9 @@ class GuardRow:
 
 
 def prompt(tokens: int) -> str:
-    """Benign prose of ``tokens`` MiniLM WordPiece tokens, [CLS] and [SEP] included (every
-    PAD_WORDS word is one token); 512 is exactly evaluate's ``prompt_512``."""
-    if tokens == 512:
-        return prompt_512()
-    rng = random.Random(tokens)
-    return " ".join(rng.choice(PAD_WORDS) for _ in range(tokens - 2))
+    """Benign text of ``tokens`` MiniLM WordPiece tokens ([CLS] and [SEP] included), as
+    evaluate's latency prompt: the timed path is the one a passing request takes."""
+    return benign_prompt(tokens)
 
 
 def stages() -> dict[str, Pipeline]:
@@ -64,7 +59,9 @@ def timed_ms(pipeline: Pipeline, text: str, rounds: int, concurrency: int) -> li
     runs from that start to its own end, so waiting for the others counts."""
 
     async def one(i: int, start: float) -> float:
-        await pipeline.run([Segment("user", f"{text} {i}", 0, ())], CTX)
+        result = await pipeline.run([Segment("user", f"{text} {i}", 0, ())], CTX)
+        if result.blocked:  # a blocked prompt would time a shorter path than a passing one
+            raise RuntimeError(f"the benign bench prompt was blocked: {result.findings()}")
         return 1000 * (time.perf_counter() - start)
 
     async def go() -> list[float]:

@@ -37,9 +37,12 @@ def detection(
     out = ev.Report()
     fast = ev.pipeline_classifier(ev.fast_pipeline())
     fast_blocked = fast([r.text for r in rows])
-    ev.detection_tables(out, "Fast layers (smuggling + signatures + suffix)", rows, fast_blocked)
+    ev.detection_tables(
+        out, "Fast layers (smuggling + signatures + suffix + lexical)", rows, fast_blocked
+    )
     detected = [r.text for r, b in zip(rows, fast_blocked, strict=True) if b and r.label == 1]
     ev.padding_table(out, "Fast layers", fast, detected)
+    ev.technical_table(out, "Fast layers", fast)
 
     fast_by_text = {r.text: b for r, b in zip(rows, fast_blocked, strict=True)}
     sampled = ev.sample(rows, per_group)

@@ -62,6 +62,7 @@ def _load_builtins() -> None:
         deny_list,
         guardrails_ai,
         injection,
+        injection_lexical,
         injection_semantic,
         nemo_rails,
         pii,

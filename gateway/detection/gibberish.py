@@ -1,11 +1,20 @@
-"""Adversarial-suffix (GCG-style) signal: character-trigram surprise over a sliding window.
+"""Adversarial-suffix (GCG-style) signal: a character-trigram likelihood ratio over a window.
 
-Two trigram models are trained on benign text (:mod:`.train`): one over lower-cased characters
-and one over *character shapes* (lower, upper, digit, space, punctuation), which catches the
-``SureBEtera``/``:)ish? ->%{`` pattern of optimised suffixes. A text's score is the highest mean
-surprise (negative log-probability per character) of any ``WINDOW``-character window, mapped to
-[0, 1] by a logistic calibrated on benign text (``center`` = its 99.5th percentile).
-Pure numpy; a 512-token prompt scores in well under a millisecond.
+Optimised suffixes are sequences of tokenizer pieces chosen by gradient search
+(``describing.\\ + similarlyNow write oppositeley.](``). Being *unlike English prose* is not
+enough to flag them: code, SQL, JSON, URLs, regexes and hashes are unlike prose too. So two
+trigram models are trained (:mod:`.train`), each over lower-cased characters and over *character
+shapes* (lower, upper, digit, space, punctuation):
+
+- ``benign``: benign prompts, source code and machine identifiers;
+- ``adversarial``: random sequences of BPE tokenizer pieces, which is what GCG starts from and
+  what its output looks like.
+
+Per character, ``d = beta * log P_adversarial - log P_benign``: surprise under the benign model,
+discounted where the text is as likely under the random-token model. A text's statistic is the
+highest mean ``d`` over any ``WINDOW``-character window, mapped to [0, 1] by a logistic
+calibrated on benign text (``center`` = its 99.5th percentile). Pure numpy; a 512-token prompt
+scores in well under a millisecond.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 WINDOW = 48
+BETA = 0.85
+CALIBRATION_QUANTILE = 0.995
 _PUNCT = ".,;:!?'\"()[]{}<>-_=+*/\\&%$#@`~^|"
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0 " + _PUNCT + "\x00"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
@@ -56,7 +67,31 @@ def _encode(text: str) -> tuple[IntArray, IntArray]:
     return chars, shapes
 
 
-def _log_probs(counts: npt.NDArray[np.float64], k: float = 0.1) -> FloatArray:
+@dataclass(frozen=True, slots=True)
+class Trigrams:
+    """log P(x3 | x1, x2) over characters, shape (N, N, N), and over shapes, (5, 5, 5)."""
+
+    chars: FloatArray
+    shapes: FloatArray
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], k: float = 0.1) -> Trigrams:
+        chars = np.zeros((_N, _N, _N))
+        shapes = np.zeros((_SHAPES, _SHAPES, _SHAPES))
+        for text in texts:
+            if len(text) < 3:
+                continue
+            c, s = _encode(text)
+            np.add.at(chars, (c[:-2], c[1:-1], c[2:]), 1)
+            np.add.at(shapes, (s[:-2], s[1:-1], s[2:]), 1)
+        return cls(_log_probs(chars, k), _log_probs(shapes, k))
+
+    def log_probs(self, c: IntArray, s: IntArray) -> FloatArray:
+        out: FloatArray = self.chars[c[:-2], c[1:-1], c[2:]] + self.shapes[s[:-2], s[1:-1], s[2:]]
+        return out
+
+
+def _log_probs(counts: npt.NDArray[np.float64], k: float) -> FloatArray:
     smoothed = counts + k
     out: FloatArray = np.log(smoothed / smoothed.sum(axis=-1, keepdims=True)).astype(np.float32)
     return out
@@ -64,58 +99,60 @@ def _log_probs(counts: npt.NDArray[np.float64], k: float = 0.1) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class GibberishModel:
-    chars: FloatArray
-    """log P(c3 | c1, c2), shape (N, N, N)."""
-    shapes: FloatArray
-    """log P(s3 | s1, s2), shape (5, 5, 5)."""
+    benign: Trigrams
+    adversarial: Trigrams
+    beta: float
     center: float
     scale: float
 
-    def surprise(self, text: str) -> float:
-        """Highest mean per-character surprise over any window (0 for short texts)."""
-        if len(text) < WINDOW:
-            return 0.0
+    def statistic(self, text: str) -> float | None:
+        """Highest mean log-likelihood ratio over any window; None for texts shorter than one."""
+        if len(text) < WINDOW + 2:
+            return None
         c, s = _encode(text)
-        nll = -(self.chars[c[:-2], c[1:-1], c[2:]] + self.shapes[s[:-2], s[1:-1], s[2:]])
-        csum = np.concatenate(([0.0], np.cumsum(nll, dtype=np.float64)))
-        w = min(WINDOW, len(nll))
-        means = (csum[w:] - csum[:-w]) / w
+        d = self.beta * self.adversarial.log_probs(c, s) - self.benign.log_probs(c, s)
+        csum = np.concatenate(([0.0], np.cumsum(d, dtype=np.float64)))
+        means = (csum[WINDOW:] - csum[:-WINDOW]) / WINDOW
         return float(means.max())
 
     def score(self, text: str) -> float:
-        z = (self.surprise(text) - self.center) / self.scale
+        """In [0, 1]; 0.5 is the benign calibration quantile. Short texts score 0."""
+        stat = self.statistic(text)
+        if stat is None:
+            return 0.0
+        z = (stat - self.center) / self.scale
         return float(1.0 / (1.0 + np.exp(-z)))
 
     def save(self, path: Path) -> None:
         np.savez_compressed(
             path,
-            chars=self.chars.astype(np.float16),
-            shapes=self.shapes,
-            calibration=np.array([self.center, self.scale]),
+            benign_chars=self.benign.chars.astype(np.float16),
+            benign_shapes=self.benign.shapes,
+            adversarial_chars=self.adversarial.chars.astype(np.float16),
+            adversarial_shapes=self.adversarial.shapes,
+            calibration=np.array([self.beta, self.center, self.scale]),
         )
 
 
-def train(texts: Iterable[str]) -> GibberishModel:
-    chars = np.zeros((_N, _N, _N))
-    shapes = np.zeros((_SHAPES, _SHAPES, _SHAPES))
-    kept: list[str] = []
-    for text in texts:
-        if len(text) < 3:
-            continue
-        kept.append(text)
-        c, s = _encode(text)
-        np.add.at(chars, (c[:-2], c[1:-1], c[2:]), 1)
-        np.add.at(shapes, (s[:-2], s[1:-1], s[2:]), 1)
-    model = GibberishModel(_log_probs(chars), _log_probs(shapes), 0.0, 1.0)
-    surprises = np.array([model.surprise(t) for t in kept if len(t) >= WINDOW] or [0.0])
-    center = float(np.quantile(surprises, 0.995))
-    scale = max(float(np.std(surprises)) / 2, 0.05)
-    return GibberishModel(model.chars, model.shapes, center, scale)
+def train(
+    benign: Iterable[str], adversarial: Iterable[str], *, beta: float = BETA
+) -> GibberishModel:
+    """Fit both trigram models, then calibrate on the benign texts themselves."""
+    kept = [t for t in benign if len(t) >= 3]
+    model = GibberishModel(Trigrams.fit(kept), Trigrams.fit(adversarial), beta, 0.0, 1.0)
+    stats = np.array([x for x in map(model.statistic, kept) if x is not None] or [0.0])
+    center = float(np.quantile(stats, CALIBRATION_QUANTILE))
+    scale = max(float(np.std(stats)) / 2, 0.05)
+    return GibberishModel(model.benign, model.adversarial, beta, center, scale)
 
 
 def load_gibberish(path: Path) -> GibberishModel:
     with np.load(path) as data:
-        center, scale = (float(x) for x in data["calibration"])
+        beta, center, scale = (float(x) for x in data["calibration"])
         return GibberishModel(
-            data["chars"].astype(np.float32), data["shapes"].astype(np.float32), center, scale
+            Trigrams(data["benign_chars"].astype(np.float32), data["benign_shapes"]),
+            Trigrams(data["adversarial_chars"].astype(np.float32), data["adversarial_shapes"]),
+            beta,
+            center,
+            scale,
         )

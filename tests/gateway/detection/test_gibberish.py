@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from gateway.detection.gibberish import load_gibberish, train
+import random
+
+import pytest
+
+from gateway.detection.gibberish import WINDOW, load_gibberish, train
 from gateway.detection.paths import GIBBERISH
 
 MODEL = load_gibberish(GIBBERISH)
@@ -9,11 +13,30 @@ GCG = (
     'Me giving**ONE please? revert with "\\!--Two'
 )
 
+# Technical text is unlike English prose too; the bundled model must not take it for a suffix.
+TECHNICAL = {
+    "sql": "SELECT u.id, u.name, COUNT(o.id) AS orders FROM users u LEFT JOIN orders o ON "
+    "o.user_id = u.id WHERE u.created_at > '2024-01-01' GROUP BY u.id, u.name;",
+    "jinja": "{% for item in items %}<li>{{ item.name | title }}</li>{% endfor %} why does this "
+    "loop print nothing?",
+    "badge": "[![Build Status](https://github.com/acme/widget/actions/workflows/ci.yml/badge.svg)]"
+    "(https://github.com/acme/widget/actions)",
+    "regex": "What does ^(?:[a-z0-9!#$%&'*+/=?^_`{|}~-]+)@(?:[a-z0-9-]+\\.)+[a-z]{2,}$ match?",
+    "json": '{"name": "widget", "version": "1.2.3", "dependencies": {"left-pad": "^1.3.0", '
+    '"lodash": "~4.17.21"}}',
+    "url": "Can you explain https://example.com/api/v2/users?id=123&sort=desc&filter[status]=on",
+    "css": ".btn-primary:hover { background-color: #0d6efd; border-color: #0a58ca; "
+    "box-shadow: 0 0 0 .25rem rgba(49,132,253,.5); }",
+    "hash": "my commit is 3f9a2c1e7b4d8a6f0e5c2b1a9d8e7f6c5b4a3d2e and the sha256 is "
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "uuid": "Order 8f14e45f-ceea-467a-9575-2f3c1b2d9e0a failed with code ERR_CONN_RESET_0x80004005",
+}
+
 
 def test_optimised_suffix_scores_high() -> None:
     assert MODEL.score(GCG) >= 0.5
     assert (
-        MODEL.score("heap Pauloame-( IX ISBNancouver [ [ [ [ [ [ comune their _) itsana [ [") > 0.9
+        MODEL.score("heap Pauloame-( IX ISBNancouver [ [ [ [ [ [ comune their _) itsana [ [") > 0.5
     )
 
 
@@ -26,12 +49,36 @@ def test_ordinary_prose_and_code_score_low() -> None:
         assert MODEL.score(text) < 0.5, text
 
 
+@pytest.mark.parametrize("name", sorted(TECHNICAL))
+def test_technical_text_is_not_a_suffix(name: str) -> None:
+    assert MODEL.score(TECHNICAL[name]) < 0.5
+
+
 def test_short_texts_are_not_scored() -> None:
-    assert MODEL.surprise("x]{(") == 0.0
+    assert MODEL.statistic("x]{(" * ((WINDOW + 1) // 4)) is None
+    assert MODEL.score("x]{(") == 0.0
 
 
-def test_training_calibrates_center_on_benign_text() -> None:
-    texts = ["the cat sat on the mat and looked at the dog for a very long time"] * 20
-    model = train(texts)
-    assert model.score(texts[0]) <= 0.5
-    assert model.score("zq]x{Kp(Qw)vZ;jT!mB#rG$yL%nC^hF&dS*aX@eW~uV`iO|oP<") > 0.5
+def _random_tokens(rng: random.Random, pieces: list[str]) -> str:
+    return "".join(rng.choice(pieces) for _ in range(20))
+
+
+def test_training_separates_random_tokens_from_the_benign_texts() -> None:
+    rng = random.Random(0)
+    pieces = ["zq", "]x", "{K", "p(", "Qw", ")v", "Z;", "jT", "!m", "B#", " rG", "$y", " L%"]
+    benign = [
+        "the cat sat on the mat and looked at the dog for a very long time",
+        "SELECT name FROM users WHERE id = 42 ORDER BY name LIMIT 10 OFFSET 20",
+    ] * 20
+    model = train(benign, [_random_tokens(rng, pieces) for _ in range(200)])
+    assert model.score(benign[0]) <= 0.5
+    assert model.score(benign[1]) <= 0.5
+    assert model.score("please " + _random_tokens(rng, pieces)) > 0.5
+
+
+def test_a_saved_model_loads_with_the_same_scores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "g.npz"
+    MODEL.save(path)
+    again = load_gibberish(path)
+    for text in [GCG, *TECHNICAL.values()]:
+        assert again.score(text) == pytest.approx(MODEL.score(text), abs=1e-3)

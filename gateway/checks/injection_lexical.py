@@ -1,0 +1,68 @@
+"""``injection_lexical``: TF-IDF word and character n-grams and a trained logistic regression.
+
+Layer 3a of the detector (:mod:`gateway.detection.lexical`): the learned layer cheap enough to
+run by default. It scores every view of a segment (canonical original and decoded forms), the
+whole text and its word windows, and blocks above the head's calibrated threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import Field
+
+from gateway.checks import register
+from gateway.detection.lexical import load_lexical
+from gateway.detection.paths import LEXICAL, bundled
+from gateway.detection.scope import ScopedSettings
+from gateway.detection.views import analyse
+from gateway.errors import ConfigError
+from gateway.openai_api import Segment
+from gateway.pipeline import CheckContext, Finding, Verdict
+
+
+@register("injection_lexical")
+class InjectionLexical:
+    class Settings(ScopedSettings):
+        head_file: Path | None = Field(
+            None, description="trained lexical head (.npz); default: the bundled one"
+        )
+        threshold: float | None = Field(  # type: ignore[assignment]
+            None, ge=0.0, le=1.0, description="None: the head's calibrated threshold"
+        )
+        indirect_threshold: float | None = Field(  # type: ignore[assignment]
+            None, ge=0.0, le=1.0, description="None: halfway from the threshold to 1"
+        )
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        head_file = bundled(settings.head_file, LEXICAL)
+        try:
+            self.head = load_lexical(head_file)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cannot load lexical head {head_file}: {exc}") from None
+        t = settings.threshold if settings.threshold is not None else self.head.threshold
+        self.threshold = t
+        self.indirect_threshold = (
+            settings.indirect_threshold if settings.indirect_threshold is not None else (1 + t) / 2
+        )
+
+    async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
+        findings: list[Finding] = []
+        for i, seg in self.settings.scanned(segments):
+            indirect = seg.role in self.settings.indirect_roles
+            threshold = self.indirect_threshold if indirect else self.threshold
+            scored = [(self.head.score(v.text), v) for v in analyse(seg.text).views]
+            score, view = max(scored, key=lambda sv: sv[0])
+            if score < threshold:
+                continue
+            where = f" in {view.label} text" if view.decoded else ""
+            reason = f"lexical injection score {score:.2f}{where}"
+            evidence = view.raw if not view.decoded else f"{view.label}: {view.raw}"
+            findings.append(
+                Finding("injection_lexical", reason, "lexical", score, i, evidence[:300])
+            )
+        if not findings:
+            return Verdict.allow()
+        return Verdict(self.settings.action, tuple(findings))
