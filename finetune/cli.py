@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from finetune.base_model import DEFAULT_NAME
+from finetune.detector_cli import detector_app
 from finetune.loop_cli import dataset_app, eval_command, promote_command, train_command
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ adapter_app = typer.Typer(help="LoRA adapter folders.", no_args_is_help=True)
 app.add_typer(base_app, name="base")
 app.add_typer(adapter_app, name="adapter")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(detector_app, name="detector")
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("promote")(promote_command)
