@@ -1,4 +1,5 @@
-"""vLLM's OpenAI-compatible server over one pooled ``httpx.AsyncClient``.
+"""vLLM's OpenAI-compatible server over one pooled ``httpx.AsyncClient`` (on an aiohttp
+transport by default: :mod:`gateway.backends.aiohttp_transport`).
 
 Failures map onto the error tree: no connection (refused, connect timeout) -> 503
 ``UpstreamUnreachable`` (nothing was sent, so the fleet may try another replica), timeout -> 504,
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
+from gateway.backends.aiohttp_transport import AiohttpTransport
 from gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -103,18 +105,19 @@ class VLLMBackend:
         # httpx's read timeout restarts with every byte, so a drip-fed answer would never end:
         # a non-streamed answer (vLLM sends it whole, at the end) must be done by this deadline.
         self._deadline_s = connect_timeout_s + read_timeout_s
+        # Idle connections are dropped well before vLLM's (uvicorn's) 5 s keep-alive ends
+        # them: at equal timeouts a request races the server's close and fails (ReadError).
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        )
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            # Idle connections are dropped well before vLLM's (uvicorn's) 5 s keep-alive ends
-            # them: at equal timeouts a request races the server's close and fails (ReadError).
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            ),
-            transport=transport,
+            limits=limits,
+            transport=transport or AiohttpTransport(limits),
         )
 
     async def complete(
