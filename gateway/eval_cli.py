@@ -86,6 +86,7 @@ def _semantic(
     out: Report, sampled: list[Row], fast_by_text: dict[str, bool], prompt: str, per_group: int
 ) -> list[Summary]:
     from gateway.checks.injection_semantic import InjectionSemantic
+    from gateway.detection import datasets
     from gateway.detection import evaluate as ev
     from gateway.detection.embeddings_cache import embed_cached
     from gateway.detection.paths import cache_dir
@@ -105,7 +106,14 @@ def _semantic(
     emb = embed_cached([r.text for r in sampled], default_embedder(), cache_dir() / "emb.npz")
     check = sem_pipeline.rules[0].check
     assert isinstance(check, InjectionSemantic)
-    ev.lofo_table(out, training_set(600), (sampled, emb), fast_by_text, check.threshold)
+    rest = ev.pipeline_classifier(ev.fast_pipeline(exclude=("injection_lexical",)))
+    rest_by_text = dict(
+        zip((r.text for r in sampled), rest([r.text for r in sampled]), strict=True)
+    )
+    lexical_train = [r for r in datasets.load() if r.split == "train"]
+    ev.lofo_table(
+        out, training_set(600), (sampled, emb), rest_by_text, check.threshold, lexical_train
+    )
 
     def clear() -> None:
         ev.clear_caches()

@@ -80,8 +80,8 @@ PAD_WORDS = [
 ]
 
 
-def fast_pipeline() -> Pipeline:
-    rules = [Rule(name, name, build_check(name, {})) for name in FAST_CHECKS]
+def fast_pipeline(exclude: Sequence[str] = ()) -> Pipeline:
+    rules = [Rule(name, name, build_check(name, {})) for name in FAST_CHECKS if name not in exclude]
     return Pipeline(Stage.INPUT, rules)
 
 
@@ -361,48 +361,64 @@ def lofo_table(
     report: Report,
     train: tuple[list[Row], np.ndarray],
     test: tuple[list[Row], np.ndarray],
-    fast_blocked: dict[str, bool],
+    rest_blocked: dict[str, bool],
     threshold: float,
+    lexical_train: list[Row],
 ) -> None:
-    """Leave one family out of the head and bank; score that family's unseen test rows."""
+    """Leave one family out of both learned heads (the semantic head and kNN bank, and the
+    lexical head, trained as the bundled ones are); score that family's unseen test rows.
+    ``rest_blocked``: the verdicts of the fast layers that learn nothing (smuggling,
+    signatures, suffix) on the test texts."""
     from collections import Counter
 
-    from gateway.detection.train import fit_head
+    from gateway.detection import suffix_data
+    from gateway.detection.train import SEED, SUFFIX_SAMPLES, fit_head, fit_lexical, padded_attacks
 
     train_rows, train_emb = train
     test_rows, test_emb = test
     counts = Counter(r.family for r in train_rows if r.label == 1)
     test_counts = Counter(r.family for r in test_rows if r.label == 1)
     benign_idx = [i for i, r in enumerate(test_rows) if r.label == 0]
+    extra = suffix_data.stdlib_code("train") + suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
     rows = []
     for fam in sorted(f for f, c in counts.items() if c >= 20 and test_counts[f] >= 5):
         head = fit_head(train_rows, train_emb, exclude_family=fam)
+        kept = [r for r in lexical_train if r.family != fam]
+        lexical = fit_lexical(kept + padded_attacks(kept), extra)
         idx = [i for i, r in enumerate(test_rows) if r.family == fam and r.label == 1]
         h, knn, _ = head.scores(test_emb[idx])
         sem = np.maximum(h, knn) >= threshold
-        full = [s or fast_blocked[test_rows[i].text] for s, i in zip(sem, idx, strict=True)]
+        lex = [lexical.score(test_rows[i].text) >= lexical.threshold for i in idx]
+        full = [
+            s or x or rest_blocked[test_rows[i].text] for s, x, i in zip(sem, lex, idx, strict=True)
+        ]
         bh, bk, _ = head.scores(test_emb[benign_idx])
         fpr = float(np.mean(np.maximum(bh, bk) >= threshold)) if benign_idx else float("nan")
+        lex_fp = [lexical.score(test_rows[i].text) >= lexical.threshold for i in benign_idx]
         rows.append(
             [
                 fam,
                 str(counts[fam]),
                 str(len(idx)),
                 pct(float(np.mean(sem))),
+                pct(sum(lex) / len(lex)),
                 pct(sum(full) / len(full)),
                 pct(fpr),
+                pct(sum(lex_fp) / len(lex_fp) if lex_fp else float("nan")),
             ]
         )
     report.table(
-        "Leave-one-family-out (head and kNN bank refitted without the family; whole-text "
-        "embeddings; semantic threshold as deployed)",
+        "Leave-one-family-out (semantic head, kNN bank and lexical head refitted without the "
+        "family; whole-text embeddings; each head's own calibrated threshold)",
         [
             "held-out family",
-            "train rows removed",
+            "semantic train rows removed",
             "test attacks",
             "semantic detected",
+            "lexical detected",
             "all layers detected",
             "benign FPR (semantic)",
+            "benign FPR (lexical)",
         ],
         rows,
     )

