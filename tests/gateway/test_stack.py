@@ -1,13 +1,15 @@
-"""stop_process_group: a child and everything it started end, also when it ignores SIGTERM."""
+"""stop_process_group (a child and everything it started end, also when it ignores SIGTERM) and
+the vLLM command's dtype."""
 
 from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 
-from gateway.stack import stop_process_group
+from gateway.stack import VLLMServer, cpu_dtype, stop_process_group
 
 
 def _group(script: str) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
@@ -38,3 +40,20 @@ def test_an_exited_child_is_left_alone() -> None:
     proc.wait()
     stop_process_group(proc)  # no error: nothing to signal
     assert proc.returncode == 0
+
+
+def test_bfloat16_only_where_the_cpu_has_it(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert cpu_dtype(info) == "float32"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_dtype(info) == "auto"
+    info.write_text("flags\t\t: fpu amx_bf16 amx_tile\n")
+    assert cpu_dtype(info) == "auto"
+    assert cpu_dtype(tmp_path / "missing") == "auto"
+
+
+def test_the_server_command_names_the_dtype(tmp_path: Path) -> None:
+    server = VLLMServer(tmp_path, "m", dtype="float32")
+    cmd = server.command()
+    assert cmd[cmd.index("--dtype") + 1] == "float32"
