@@ -8,14 +8,11 @@ whole text and its word windows, and blocks above the head's calibrated threshol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-
-from pydantic import Field
 
 from gateway.checks import register
 from gateway.detection.lexical import load_lexical
 from gateway.detection.paths import LEXICAL, bundled
-from gateway.detection.scope import ScopedSettings
+from gateway.detection.scope import HeadSettings
 from gateway.detection.views import analyse
 from gateway.errors import ConfigError
 from gateway.openai_api import Segment
@@ -24,29 +21,16 @@ from gateway.pipeline import CheckContext, Finding, Verdict
 
 @register("injection_lexical")
 class InjectionLexical:
-    class Settings(ScopedSettings):
-        head_file: Path | None = Field(
-            None, description="trained lexical head (.npz); default: the bundled one"
-        )
-        threshold: float | None = Field(  # type: ignore[assignment]
-            None, ge=0.0, le=1.0, description="None: the head's calibrated threshold"
-        )
-        indirect_threshold: float | None = Field(  # type: ignore[assignment]
-            None, ge=0.0, le=1.0, description="None: halfway from the threshold to 1"
-        )
+    Settings = HeadSettings
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: HeadSettings) -> None:
         self.settings = settings
         head_file = bundled(settings.head_file, LEXICAL)
         try:
             self.head = load_lexical(head_file)
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(f"cannot load lexical head {head_file}: {exc}") from None
-        t = settings.threshold if settings.threshold is not None else self.head.threshold
-        self.threshold = t
-        self.indirect_threshold = (
-            settings.indirect_threshold if settings.indirect_threshold is not None else (1 + t) / 2
-        )
+        self.threshold, self.indirect_threshold = settings.resolved(self.head.threshold)
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         findings: list[Finding] = []

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 import anyio.to_thread
 from pydantic import Field
 
 from gateway.checks import register
 from gateway.detection.paths import HEAD, bundled
-from gateway.detection.scope import ScopedSettings
+from gateway.detection.scope import HeadSettings
 from gateway.detection.semantic import SemanticScorer
 from gateway.errors import ConfigError
 from gateway.openai_api import Segment
@@ -27,16 +26,7 @@ from gateway.pipeline import CheckContext, Finding, Verdict
 
 @register("injection_semantic")
 class InjectionSemantic:
-    class Settings(ScopedSettings):
-        head_file: Path | None = Field(
-            None, description="trained head (.npz); default: the bundled one"
-        )
-        threshold: float | None = Field(  # type: ignore[assignment]
-            None, ge=0.0, le=1.0, description="None: the head's calibrated threshold"
-        )
-        indirect_threshold: float | None = Field(  # type: ignore[assignment]
-            None, ge=0.0, le=1.0, description="None: halfway from the threshold to 1"
-        )
+    class Settings(HeadSettings):
         preload: bool = Field(True, description="load the model in the background at startup")
 
     def __init__(self, settings: Settings) -> None:
@@ -46,13 +36,7 @@ class InjectionSemantic:
             self.scorer = SemanticScorer(head_file)
         except OSError as exc:
             raise ConfigError(f"cannot load semantic head {head_file}: {exc}") from None
-        calibrated = self.scorer.head.threshold
-        self.threshold = settings.threshold if settings.threshold is not None else calibrated
-        self.indirect_threshold = (
-            settings.indirect_threshold
-            if settings.indirect_threshold is not None
-            else (1 + self.threshold) / 2
-        )
+        self.threshold, self.indirect_threshold = settings.resolved(self.scorer.head.threshold)
         if settings.preload:
             threading.Thread(target=self._warm, name="semantic-warm", daemon=True).start()
 

@@ -7,6 +7,8 @@ results) is *indirect* and has its own threshold. System prompts are trusted by 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from gateway.checks.roles import RoleScoped
@@ -28,3 +30,23 @@ class ScopedSettings(RoleScoped):
 
     def threshold_for(self, role: str) -> float:
         return self.indirect_threshold if role in self.indirect_roles else self.threshold
+
+
+class HeadSettings(ScopedSettings):
+    """A learned head's layer: its file, and thresholds that default to the head's own."""
+
+    head_file: Path | None = Field(
+        None, description="trained head (.npz); default: the bundled one"
+    )
+    threshold: float | None = Field(  # type: ignore[assignment]
+        None, ge=0.0, le=1.0, description="None: the head's calibrated threshold"
+    )
+    indirect_threshold: float | None = Field(  # type: ignore[assignment]
+        None, ge=0.0, le=1.0, description="None: halfway from the threshold to 1"
+    )
+
+    def resolved(self, calibrated: float) -> tuple[float, float]:
+        """(direct, indirect) thresholds given the head's calibrated one."""
+        direct = self.threshold if self.threshold is not None else calibrated
+        indirect = self.indirect_threshold
+        return direct, indirect if indirect is not None else (1 + direct) / 2

@@ -56,6 +56,21 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return head + await reader.readexactly(length)
 
 
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads the request, never answers."""
+    try:
+        await _read_request(reader)
+        await asyncio.sleep(10)
+    finally:
+        writer.close()
+
+
+async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads the request, then closes the connection without a word."""
+    await _read_request(reader)
+    writer.close()
+
+
 def _client(base_url: str, **timeouts: float) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=8, keepalive_expiry=2.0)
     timeout = httpx.Timeout(timeouts.get("read", 5.0), connect=timeouts.get("connect", 2.0))
@@ -150,25 +165,14 @@ async def test_a_body_cut_short_is_a_remote_protocol_error() -> None:
 
 
 async def test_no_answer_in_time_is_a_read_timeout() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await _read_request(reader)
-            await asyncio.sleep(10)
-        finally:
-            writer.close()
-
-    server, base = await _raw(silent)
+    server, base = await _raw(_silent)
     async with server, _client(base, read=0.3) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.post("/v1/chat/completions", content=b"{}")
 
 
 async def test_the_vllm_backend_uses_it_and_keeps_retry_safety() -> None:
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.close()
-
-    server, base = await _raw(hang_up)
+    server, base = await _raw(_hang_up)
     async with server:
         backend = VLLMBackend(base)
         try:
@@ -185,14 +189,7 @@ async def test_the_vllm_backend_uses_it_and_keeps_retry_safety() -> None:
 
 
 async def test_the_vllm_backend_times_out_a_silent_server() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await _read_request(reader)
-            await asyncio.sleep(10)
-        finally:
-            writer.close()
-
-    server, base = await _raw(silent)
+    server, base = await _raw(_silent)
     async with server:
         backend = VLLMBackend(base, read_timeout_s=0.3)
         try:
