@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import orjson
 
 from bench import procs
 from bench.stub import MODEL
@@ -42,14 +41,12 @@ class LoraResult:
     tokens_per_answer: int
 
 
-_BODY = orjson.dumps(
-    {
-        "messages": [{"role": "user", "content": "Write a short story about a lighthouse."}],
-        "max_tokens": MAX_TOKENS,
-        "temperature": 0,
-        "ignore_eos": True,
-    }
-)
+_BODY = {
+    "messages": [{"role": "user", "content": "Write a short story about a lighthouse."}],
+    "max_tokens": MAX_TOKENS,
+    "temperature": 0,
+    "ignore_eos": True,
+}
 
 
 def run(work: Path, *, requests: int, connections: int, log: Callable[[str], None]) -> LoraResult:
@@ -87,7 +84,7 @@ def run(work: Path, *, requests: int, connections: int, log: Callable[[str], Non
             url = gateway.url + "/v1/chat/completions"
             tokens = 0
             for model in (MODEL, *ADAPTERS):  # warm-up, and the answer-length check
-                body = orjson.loads(_BODY) | {"model": model}
+                body = {**_BODY, "model": model}
                 answer = httpx.post(url, headers=headers, timeout=300, json=body)
                 answer.raise_for_status()
                 tokens = int(answer.json()["usage"]["completion_tokens"])
@@ -127,7 +124,7 @@ async def closed_loop(
             nonlocal answers, tokens, errors
             for i in range(requests):
                 model = models[(c * requests + i) % len(models)]
-                body = orjson.loads(_BODY) | {"model": model}
+                body = {**_BODY, "model": model}
                 r = await client.post(url, json=body)
                 if r.status_code != 200:
                     errors += 1

@@ -18,7 +18,7 @@ An unknown name fails listing the known ones (:func:`kind`).
 
 from __future__ import annotations
 
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -128,16 +128,6 @@ class SemanticKind:
         return flagged(head, self.embed(texts)) if texts else []
 
 
-@cache
-def lexical_extra_benign() -> list[str]:
-    """The bundled lexical head's extra benign texts (``train_lexical``): this Python's stdlib
-    code (train modules) and identifier sentences."""
-    from gateway.detection import suffix_data
-    from gateway.detection.train import SEED, SUFFIX_SAMPLES
-
-    return suffix_data.stdlib_code("train") + suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
-
-
 class LexicalKind:
     name: ClassVar[str] = "lexical"
     check: ClassVar[str] = "injection_lexical"
@@ -169,12 +159,12 @@ class LexicalKind:
         return [r for r in corpus if r.split == "train"] + events
 
     def fit(self, rows: list[Row], corpus: list[Row]) -> LexicalHead:
-        from gateway.detection.train import fit_lexical, padded_attacks
+        from gateway.detection.train import fit_lexical_padded
 
-        return fit_lexical(rows + padded_attacks(rows), lexical_extra_benign())
+        return fit_lexical_padded(rows)
 
     def extra_training(self, rows: list[Row]) -> dict[str, int]:
-        from gateway.detection.train import padded_attacks
+        from gateway.detection.train import lexical_extra_benign, padded_attacks
 
         return {
             "padded_attack_copies": len(padded_attacks(rows)),

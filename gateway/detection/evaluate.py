@@ -371,20 +371,17 @@ def lofo_table(
     signatures, suffix) on the test texts."""
     from collections import Counter
 
-    from gateway.detection import suffix_data
-    from gateway.detection.train import SEED, SUFFIX_SAMPLES, fit_head, fit_lexical, padded_attacks
+    from gateway.detection.train import fit_head, fit_lexical_padded
 
     train_rows, train_emb = train
     test_rows, test_emb = test
     counts = Counter(r.family for r in train_rows if r.label == 1)
     test_counts = Counter(r.family for r in test_rows if r.label == 1)
     benign_idx = [i for i, r in enumerate(test_rows) if r.label == 0]
-    extra = suffix_data.stdlib_code("train") + suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
     rows = []
     for fam in sorted(f for f, c in counts.items() if c >= 20 and test_counts[f] >= 5):
         head = fit_head(train_rows, train_emb, exclude_family=fam)
-        kept = [r for r in lexical_train if r.family != fam]
-        lexical = fit_lexical(kept + padded_attacks(kept), extra)
+        lexical = fit_lexical_padded([r for r in lexical_train if r.family != fam])
         idx = [i for i, r in enumerate(test_rows) if r.family == fam and r.label == 1]
         h, knn, _ = head.scores(test_emb[idx])
         sem = np.maximum(h, knn) >= threshold

@@ -14,6 +14,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
@@ -161,20 +162,32 @@ def padded_attacks(rows: list[datasets.Row], fraction: float = 0.5) -> list[data
     return out
 
 
+@cache
+def lexical_extra_benign() -> list[str]:
+    """The lexical head's extra benign texts: stdlib code (train modules) and identifier
+    sentences, which the corpora lack."""
+    return suffix_data.stdlib_code("train") + suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
+
+
+def fit_lexical_padded(rows: list[datasets.Row]) -> LexicalHead:
+    """The lexical head as the bundled one is trained: ``rows`` plus padded copies of half their
+    attacks, and :func:`lexical_extra_benign` as benign."""
+    return fit_lexical(rows + padded_attacks(rows), lexical_extra_benign())
+
+
 @app.command("lexical")
 def train_lexical(out: Path = LEXICAL) -> None:
     """Train only the lexical head (the whole train split and padded copies of half its attacks,
     plus stdlib code and identifiers as benign)."""
     _ensure_corpus()
     rows = [r for r in datasets.load() if r.split == "train"]
-    rows += padded_attacks(rows)
-    extra = suffix_data.stdlib_code("train") + suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
-    head = fit_lexical(rows, extra)
+    head = fit_lexical_padded(rows)
     head.save(out)
     n_attack = sum(r.label for r in rows)
     typer.echo(
-        f"lexical: {len(rows)} rows ({n_attack} attacks) + {len(extra)} code/identifier texts, "
-        f"{len(head.names)} features, threshold {head.threshold:.3f} -> {out}"
+        f"lexical: {len(rows)} rows ({n_attack} attacks, half again padded) + "
+        f"{len(lexical_extra_benign())} code/identifier texts, {len(head.names)} features, "
+        f"threshold {head.threshold:.3f} -> {out}"
     )
 
 

@@ -52,6 +52,12 @@ def config(world: dict[str, Path], tmp_path: Path, **fields: object) -> RetrainC
     return RetrainConfig.model_validate(base | fields)
 
 
+def semantic_args(db: Path, corpus: Path) -> list[str]:
+    """``finetune detector train`` for the semantic head on this events store and corpus."""
+    head = ["detector", "train", "--head", "semantic"]
+    return [*head, "--events-db", str(db), "--corpus", str(corpus)]
+
+
 def test_event_rows_are_split_like_the_corpus_deduplicated_and_new() -> None:
     gen = Texts(5)
     corpus = [Row(t, 1, "alpha", "override", split_of(t)) for t in n_texts(gen.attack, 5)]
@@ -103,16 +109,7 @@ def test_the_gate_passes_writes_the_head_and_keeps_the_previous_one(
     out.parent.mkdir()
     out.write_bytes(world["current"].read_bytes())
     report = tmp_path / "report"
-    args = [
-        "detector",
-        "train",
-        "--head",
-        "semantic",
-        "--events-db",
-        str(db),
-        "--corpus",
-        str(world["corpus"]),
-    ]
+    args = semantic_args(db, world["corpus"])
     args += ["--per-group", "120", "--eval-per-group", "60", "--out", str(out)]
     result = runner.invoke(app, [*args, "--report-dir", str(report)])
     assert result.exit_code == 0, result.output
@@ -150,16 +147,7 @@ def test_the_gate_fails_on_mislabelled_events_and_leaves_the_head_alone(
     out = tmp_path / "semantic_head.npz"
     out.write_bytes(b"the head in use")
     report = tmp_path / "report"
-    args = [
-        "detector",
-        "train",
-        "--head",
-        "semantic",
-        "--events-db",
-        str(db),
-        "--corpus",
-        str(world["corpus"]),
-    ]
+    args = semantic_args(db, world["corpus"])
     args += ["--current", str(world["current"]), "--out", str(out), "--report-dir", str(report)]
     result = runner.invoke(app, [*args, "--per-group", "120", "--eval-per-group", "60"])
     assert result.exit_code == 1, result.output

@@ -23,6 +23,7 @@ from finetune.detector import RetrainConfig, retrain
 from finetune.detector_heads import HEADS, LexicalKind, kind
 from gateway.checks import build_check, known_checks
 from gateway.detection import suffix_data
+from gateway.detection import train as detection_train
 from gateway.detection.datasets import split_of
 from gateway.detection.lexical import load_lexical
 from gateway.detection.train import SEED
@@ -37,7 +38,7 @@ EXTRA = suffix_data.identifiers(20, SEED)
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """A small corpus file and the lexical head in use (fitted on the corpus alone)."""
-    monkeypatch.setattr(detector_heads, "lexical_extra_benign", lambda: EXTRA)
+    monkeypatch.setattr(detection_train, "lexical_extra_benign", lambda: EXTRA)
     monkeypatch.setenv("DETECTION_CACHE_DIR", str(tmp_path / "cache"))
     corpus = tmp_path / "corpus.jsonl"
     rows = write_corpus(corpus, attacks=60, benign=90)
