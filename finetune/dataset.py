@@ -54,7 +54,9 @@ class BuildConfig(BaseModel):
     )
     holdout: list[str] = list(DEFAULT_HOLDOUT)
     attack_mutations: list[str] = sorted(MUTATIONS)
-    benign_mutations: list[str] = ["padding"]
+    benign_mutations: list[str] = ["padding", "instruction_in_data", "roleplay"]
+    """Benign prompts wrapped like attacks are (padding, inside a document, in a role-play), so
+    the adapter learns to judge the request, not to refuse the wrapper."""
     max_benign: int | None = Field(
         default=None, ge=1, description="cap benign prompts (before mutation), by a stable hash"
     )

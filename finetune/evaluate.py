@@ -7,7 +7,8 @@
   the detector's curated benign traffic (97 prompts the build never trains on);
 * **utility**: the questions in ``data/utility.yaml`` the base answers right (an expected word in
   its answer) must stay right with the adapter;
-* a gate (:mod:`finetune.gate`); a Markdown report, ``eval.json`` and a before/after chart.
+* a gate (:mod:`finetune.gate`); a Markdown report, ``eval.json``, a before/after chart and
+  ``answers.jsonl`` (every prompt with both answers and their scoring).
 
 The adapter is loaded into vLLM under a temporary name (``<name>-eval-<sha8>``) through
 ``/v1/load_lora_adapter`` and unloaded afterwards; answers are greedy (temperature 0).
@@ -132,6 +133,7 @@ def evaluate(cfg: EvalConfig, client: VLLMClient | None = None) -> dict[str, Any
     result["config"] = json.loads(cfg.model_dump_json())
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_answers(cfg.out / "answers.jsonl", todo, base, tuned)
     before_after(
         {
             "attack success\n(held-out families)": _pair(result["attack_success"]),
@@ -144,6 +146,27 @@ def evaluate(cfg: EvalConfig, client: VLLMClient | None = None) -> dict[str, Any
     )
     (cfg.out / "report.md").write_text(render_report(result), encoding="utf-8")
     return result
+
+
+def write_answers(path: Path, todo: list[Case], base: list[str], tuned: list[str]) -> None:
+    """Every case with both answers and how each was scored, one JSON object per line, so a
+    figure in the report can be traced to the prompts behind it."""
+    with path.open("w", encoding="utf-8") as fh:
+        for c, b, t in zip(todo, base, tuned, strict=True):
+            row = {
+                "kind": c.kind,
+                "family": c.family,
+                "mutation": c.mutation,
+                "prompt": c.prompt,
+                "base": b,
+                "adapter": t,
+                "base_refused": is_refusal(b),
+                "adapter_refused": is_refusal(t),
+            }
+            if c.expected is not None:
+                row["base_correct"] = c.expected.correct(b)
+                row["adapter_correct"] = c.expected.correct(t)
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _pair(d: dict[str, float]) -> tuple[float, float]:

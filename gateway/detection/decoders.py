@@ -30,6 +30,14 @@ _URL = re.compile(r"%[0-9A-Fa-f]{2}")
 _WORD = re.compile(r"[a-z]+")
 _LEET_TOKEN = re.compile(r"\S+")
 _LEET_CHARS = re.compile(r"[A-Za-z][0-9@$|]|[0-9@$|][A-Za-z]")
+# A word that is leetspeak for sure: up to 24 characters with leet characters between letters
+# ("h4ck", "pr0mpt", "pa$$word") or one before three letters ("1gnore"). Times, units, ordinals
+# and versions ("10pm", "9am", "3rd", "64bit", "gpt4", "mp3") are not. One match per word: the
+# lookbehind anchors every match at a word's start, so the scan stays linear.
+_LEET_WORD = re.compile(
+    r"(?<!\S)(?=\S{1,24}(?!\S))"
+    r"(?:\S*?[A-Za-z][0-9@$|]+[A-Za-z]|[^\sA-Za-z0-9@$|]*[0-9@$|][A-Za-z]{3})"
+)
 _LEET = str.maketrans(
     {
         "0": "o",
@@ -260,8 +268,10 @@ def _leety(token: str) -> bool:
 
 @register("leetspeak")
 def decode_leet(text: str) -> str | None:
-    """Needs two or more leet-looking words, so 'room 4B' or 'gpt4' alone decode nothing."""
-    if not _LEET_CHARS.search(text) or sum(1 for t in text.split() if _leety(t)) < 2:
+    """Needs two or more words that are leetspeak for sure (``_LEET_WORD``), so 'room 4B',
+    'gpt4' or 'from 9am to 10pm' decode nothing; then every leet-looking word is translated
+    ('4ll', 'th3' too)."""
+    if not _LEET_CHARS.search(text) or len(_LEET_WORD.findall(text)) < 2:
         return None
     out = _LEET_TOKEN.sub(
         lambda m: m.group(0).translate(_LEET) if _leety(m.group(0)) else m.group(0), text

@@ -88,7 +88,11 @@ def test_build_splits_by_family_and_answers_in_the_right_way(tmp_path: Path) -> 
     # every mutation of an attack is there; the benign answer that was a refusal was dropped
     mutations = Counter(m["mutation"] for m in metas(train + evals) if m["kind"] == "attack")
     assert set(mutations) >= {"none", "base64", "rot13", "padding", "roleplay", "persona"}
-    assert stats["benign_answers_dropped_as_refusals"] == 2  # the prompt and its padded copy
+    # the prompt and its copies under the default benign mutations (padding, in a document,
+    # in a role-play): benign prompts are wrapped like attacks are
+    assert stats["benign_answers_dropped_as_refusals"] == 4
+    benign_mutations = {m["mutation"] for m in metas(train + evals) if m["kind"] == "benign"}
+    assert benign_mutations == {"none", "padding", "instruction_in_data", "roleplay"}
     assert not any("REFUSE-ME" in r["messages"][0]["content"] for r in train + evals)  # type: ignore[index]
     card = (tmp_path / "out/card.md").read_text()
     assert "gamma" in card and "| base64 |" in card and "near-duplicates removed" in card

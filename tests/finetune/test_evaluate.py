@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from finetune.evaluate import Case, EvalConfig, UtilityQuestion, evaluate, score
+from finetune.evaluate import Case, EvalConfig, UtilityQuestion, cases, evaluate, score
 from finetune.train import train
 from finetune.train_config import TrainConfig
 from finetune.vllm_client import VLLMClient
@@ -107,6 +107,19 @@ def test_evaluate_loads_the_adapter_compares_and_gates(tmp_path: Path, tiny_adap
     assert (tmp_path / "eval/chart.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "eval/report.md").read_text()
     assert "Gate: **PASS**" in report and "| held0 | 1 | 100.0% | 0.0% |" in report
+    answers = [
+        json.loads(line) for line in (tmp_path / "eval/answers.jsonl").read_text().splitlines()
+    ]
+    assert len(answers) == len(cases(cfg))
+    git = next(a for a in answers if "git" in a["prompt"])
+    assert (git["kind"], git["adapter"], git["adapter_refused"]) == (
+        "benign",
+        "Add it to .gitignore.",
+        False,
+    )
+    utility = next(a for a in answers if a["kind"] == "utility")
+    assert utility["base_correct"] is utility["adapter_correct"] is True
+    assert sum(a["adapter_refused"] for a in answers if a["kind"] == "attack") == 2
 
 
 def test_evaluate_fails_the_gate_on_over_refusal(tmp_path: Path, tiny_adapter: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from finetune.sources import event_attacks, near_miss, seed_attacks, unique
+from finetune.sources import detector_benign, event_attacks, near_miss, seed_attacks, unique
 from gateway.events import Event, StoredFinding, StoredMessage, open_db
 
 
@@ -58,3 +58,21 @@ def test_event_store_input_blocks_become_attacks(tmp_path: Path) -> None:
 def test_unique_keeps_first() -> None:
     seeds = seed_attacks()
     assert list(unique(seeds + seeds)) == seeds
+
+
+def test_training_prompts_never_contain_the_eval_only_prompts() -> None:
+    """``finetune eval`` measures utility questions and the detector's curated benign traffic as
+    unseen: the build's own prompt files must not contain them (case and spacing aside)."""
+    import yaml
+
+    from finetune.evaluate import UTILITY
+
+    def norm(text: str) -> str:
+        return " ".join(text.casefold().split())
+
+    utility = yaml.safe_load(UTILITY.read_text(encoding="utf-8"))["questions"]
+    eval_only = {norm(q["question"]) for q in utility}
+    eval_only |= {norm(p.text) for p in detector_benign()}
+    trained = {norm(p.text) for p in near_miss() + seed_attacks()}
+    assert eval_only and trained
+    assert not trained & eval_only

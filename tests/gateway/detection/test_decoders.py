@@ -42,6 +42,7 @@ def test_benign_text_gets_no_decoded_views() -> None:
         "What is the capital of France?",
         "Meet me at 10:30 in room 4B.",
         "Summarise the previous chapter for me.",
+        "The shop opens at 9am and closes at 10pm on the 3rd; gpt4 transcribes the mp3.",
     ]:
         assert [v.label for v in analyse(text).views] == ["original"]
 
