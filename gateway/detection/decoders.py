@@ -31,12 +31,15 @@ _WORD = re.compile(r"[a-z]+")
 _LEET_TOKEN = re.compile(r"\S+")
 _LEET_CHARS = re.compile(r"[A-Za-z][0-9@$|]|[0-9@$|][A-Za-z]")
 # A word that is leetspeak for sure: up to 24 characters with leet characters between letters
-# ("h4ck", "pr0mpt", "pa$$word") or one before three letters ("1gnore"). Times, units, ordinals
-# and versions ("10pm", "9am", "3rd", "64bit", "gpt4", "mp3") are not. One match per word: the
-# lookbehind anchors every match at a word's start, so the scan stays linear.
+# ("h4ck", "pr0mpt", "pa$$word", Greek alpha + "1l"), a digit before three letters ("1gnore")
+# or a symbol before two ("@ll", "|nstructions"). Times, units, ordinals and versions ("10pm",
+# "9am", "3rd", "64bit", "gpt4", "mp3") are not. Letters are Unicode letters, so look-alikes
+# count. One match per word: the lookbehind anchors every match at a word's start, so the scan
+# stays linear.
+_L = r"[^\W\d_]"
 _LEET_WORD = re.compile(
     r"(?<!\S)(?=\S{1,24}(?!\S))"
-    r"(?:\S*?[A-Za-z][0-9@$|]+[A-Za-z]|[^\sA-Za-z0-9@$|]*[0-9@$|][A-Za-z]{3})"
+    rf"(?:\S*?{_L}[0-9@$|]+{_L}|[^\w\s@$|]*(?:[0-9]{_L}{{3}}|[@$|]{_L}{{2}}))"
 )
 _LEET = str.maketrans(
     {
