@@ -49,7 +49,10 @@ def train_command(
         Path | None,
         typer.Option(help=f"where a passing head goes (default: {WORK}/<head>_head.npz)"),
     ] = None,
-    report_dir: Annotated[Path, typer.Option(help="report.md, detector.json")] = WORK,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help=f"report.md, detector.json (default: {WORK}/<head>, one per head)"),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="evaluate and report; write no head")] = False,
     max_detection_drop: Annotated[float, typer.Option(help=GATE)] = 0.01,
     max_fp_increase: Annotated[float, typer.Option(help=GATE)] = 0.005,
@@ -76,7 +79,7 @@ def train_command(
                 "eval_per_group": eval_per_group,
                 "current": current,
                 "out": out,
-                "report_dir": report_dir,
+                "report_dir": report_dir or WORK / head,
                 "dry_run": dry_run,
                 "thresholds": {
                     "max_detection_drop": max_detection_drop,

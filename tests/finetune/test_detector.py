@@ -146,9 +146,10 @@ def test_the_gate_fails_on_mislabelled_events_and_leaves_the_head_alone(
     db = write_events(tmp_path / "events.sqlite3", n_texts(Texts(2).trigger, 60))
     out = tmp_path / "semantic_head.npz"
     out.write_bytes(b"the head in use")
-    report = tmp_path / "report"
+    monkeypatch.chdir(tmp_path)  # no --report-dir: each head's own folder under .gateway/detector
+    report = tmp_path / ".gateway" / "detector" / "semantic"
     args = semantic_args(db, world["corpus"])
-    args += ["--current", str(world["current"]), "--out", str(out), "--report-dir", str(report)]
+    args += ["--current", str(world["current"]), "--out", str(out)]
     result = runner.invoke(app, [*args, "--per-group", "120", "--eval-per-group", "60"])
     assert result.exit_code == 1, result.output
     assert "gate: FAIL" in result.output
