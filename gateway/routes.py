@@ -196,7 +196,12 @@ async def _stream(
     def on_first_token() -> None:
         gw.metrics.time_to_first_token.labels(route.public).observe(time.perf_counter() - started)
 
-    events = guarded_events(upstream, guard, on_error, on_first_token)
+    def on_done() -> None:  # a stream that was only flagged (or shadowed) is kept too
+        if guard.result is not None:
+            gw.audit.verdict(guard.result, ctx, policy.name)
+            gw.events.record(guard.result, ctx, policy, adapter=_adapter(route), trace_id=trace_id)
+
+    events = guarded_events(upstream, guard, on_error, on_first_token, on_done)
     return SSEResponse(_in_canary_scope(canary, events))
 
 

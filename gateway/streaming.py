@@ -111,8 +111,10 @@ async def guarded_events(
     guard: StreamGuard,
     on_error: Callable[[GatewayError], None],
     on_first_token: Callable[[], None] | None = None,
+    on_done: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The client's SSE body. Closing this generator (client gone) closes the upstream."""
+    """The client's SSE body. Closing this generator (client gone) closes the upstream.
+    ``on_error`` runs when the stream is stopped, ``on_done`` when it was checked to the end."""
     first = True
     try:
         async for data in upstream.data():
@@ -127,6 +129,8 @@ async def guarded_events(
             raise UpstreamBadResponse("the model server's stream ended without [DONE]")
         for event in await guard.finish():
             yield event
+        if on_done is not None:
+            on_done()
         yield DONE
     except GatewayError as exc:
         on_error(exc)

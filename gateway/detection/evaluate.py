@@ -7,7 +7,8 @@
   ``per_group`` rows per source and label), because MiniLM on two CPU cores is slow.
 * Leave-one-family-out: the head and kNN bank are refitted without one family, then scored on
   that family's test rows (whole-text embeddings).
-* Benign padding: 50 benign words prepended or appended to detected attacks must not flip them.
+* Benign padding: 50 benign words prepended, appended or split around detected attacks must not
+  flip them.
 * Latency: the input stage on a 512-token prompt, p50/p95 over repeated runs (caches cleared).
 """
 
@@ -194,9 +195,17 @@ def sample(rows: list[Row], n: int, seed: int = 7) -> list[Row]:
     return out
 
 
-def padded(text: str, rng: random.Random, before: bool) -> str:
-    pad = " ".join(rng.choice(PAD_WORDS) for _ in range(50))
-    return f"{pad} {text}" if before else f"{text} {pad}"
+PAD_SIDES = ("prepended", "appended", "around")
+"""Where the 50 benign words go: before the attack, after it, or 25 on each side."""
+
+
+def padded(text: str, rng: random.Random, side: str) -> str:
+    pad = [rng.choice(PAD_WORDS) for _ in range(50)]
+    if side == "prepended":
+        return f"{' '.join(pad)} {text}"
+    if side == "appended":
+        return f"{text} {' '.join(pad)}"
+    return f"{' '.join(pad[:25])} {text} {' '.join(pad[25:])}"
 
 
 Classifier = Callable[[Sequence[str]], list[bool]]
@@ -207,25 +216,22 @@ def pipeline_classifier(pipeline: Pipeline) -> Classifier:
     return lambda texts: run_blocked(pipeline, texts)[0]
 
 
-def padding_kept(classify: Classifier, attacks: list[str]) -> tuple[float, float]:
-    """Share of detected ``attacks`` still detected with 50 benign words (prepended, appended)."""
+def padding_kept(classify: Classifier, attacks: list[str]) -> tuple[float, ...]:
+    """Share of detected ``attacks`` still detected with 50 benign words, per :data:`PAD_SIDES`."""
     rng = random.Random(11)
     kept = []
-    for before in (True, False):
-        blocked = classify([padded(t, rng, before) for t in attacks])
+    for side in PAD_SIDES:
+        blocked = classify([padded(t, rng, side) for t in attacks])
         kept.append(sum(blocked) / len(attacks) if attacks else float("nan"))
-    return kept[0], kept[1]
+    return tuple(kept)
 
 
 def padding_table(report: Report, name: str, classify: Classifier, attacks: list[str]) -> None:
-    before, after = padding_kept(classify, attacks)
+    kept = padding_kept(classify, attacks)
     report.table(
         f"{name}: benign padding (50 words) on detected attacks",
         ["padding", "detected attacks", "still detected"],
-        [
-            ["prepended", str(len(attacks)), pct(before)],
-            ["appended", str(len(attacks)), pct(after)],
-        ],
+        [[side, str(len(attacks)), pct(k)] for side, k in zip(PAD_SIDES, kept, strict=True)],
     )
 
 
@@ -252,7 +258,7 @@ class Summary:
     name: str
     rows: list[Row]
     blocked: list[bool]
-    padding: tuple[float, float]
+    padding: tuple[float, ...]
     latency: list[float]
 
     def cells(self) -> list[str]:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 _WORD = re.compile(r"\w\w+")
 CHAR_SIZES = (3, 4)
-WINDOW_WORDS = 16
+WINDOW_WORDS = 8
 _STRIDE = WINDOW_WORDS // 2
 _PIECE_CACHE = 65_536
 FloatArray = npt.NDArray[np.float32]

@@ -40,9 +40,10 @@ def test_detection_tables_count_rates_per_source_and_family() -> None:
 
 def test_padding_adds_fifty_benign_words_on_the_chosen_side() -> None:
     rng = random.Random(0)
-    before, after = ev.padded("ATTACK", rng, True), ev.padded("ATTACK", rng, False)
+    before, after, around = (ev.padded("ATTACK", rng, side) for side in ev.PAD_SIDES)
     assert before.endswith(" ATTACK") and after.startswith("ATTACK ")
-    assert len(before.split()) == 51
+    assert around.split().index("ATTACK") == 25
+    assert len(before.split()) == len(after.split()) == len(around.split()) == 51
 
 
 def test_fast_pipeline_blocks_an_attack_and_passes_a_question() -> None:
@@ -75,8 +76,7 @@ def test_padding_kept_scores_each_side_separately() -> None:
     def only_short(texts: Sequence[str]) -> list[bool]:  # "detects" unless padded in front
         return [t.startswith("ATTACK") for t in texts]
 
-    before, after = ev.padding_kept(only_short, ["ATTACK one", "ATTACK two"])
-    assert (before, after) == (0.0, 1.0)
+    assert ev.padding_kept(only_short, ["ATTACK one", "ATTACK two"]) == (0.0, 1.0, 0.0)
 
 
 def test_summary_reports_detection_false_positives_and_worst_padding_side() -> None:

@@ -34,6 +34,12 @@ output:
     settings:
       patterns:
         - {name: banana, family: fruit, regex: 'banana'}
+  - id: pears-noted
+    check: deny_list
+    action: flag
+    settings:
+      patterns:
+        - {name: pear, family: fruit, regex: 'pear'}
 """
 
 

@@ -1,6 +1,7 @@
 """The store wired into the app: non-allow verdicts are recorded with texts masked, allowed
-requests are not, a stream cut off by an output rule is recorded, and a stuck writer never
-slows a request (events are dropped and counted instead). On both backends."""
+requests are not, a stream cut off by an output rule is recorded (one only flagged, when it
+ends), and a stuck writer never slows a request (events are dropped and counted instead). On
+both backends."""
 
 from __future__ import annotations
 
@@ -126,6 +127,26 @@ async def test_a_stream_cut_off_by_an_output_rule_is_recorded(
     )
     assert [f.rule for f in event.findings] == ["no-bananas"]
     assert event.findings[0].evidence == "banana"
+    assert event.trace_id in server_trace_ids(exporter)
+
+
+async def test_a_stream_an_output_rule_only_flags_is_recorded_when_it_ends(
+    events_settings: Settings, api_key: str, fake_vllm: FakeVLLM, exporter: InMemorySpanExporter
+) -> None:
+    body = sse_body(["Here is a recipe: ", "pear tart, ", "with butter."])
+    fake_vllm.handler = lambda req: httpx.Response(
+        200, content=body, headers={"content-type": "text/event-stream"}
+    )
+    async with running(events_settings, api_key, fake_vllm, exporter) as (client, _):
+        r = await client.post(CHAT, json=ask("a recipe please", stream=True))
+    assert r.status_code == 200 and "error" not in r.text and "with butter." in r.text
+    [event] = stored(events_settings)
+    assert (event.stage, event.action, event.request_id) == (
+        "output",
+        "flag",
+        r.headers["x-request-id"],
+    )
+    assert [f.rule for f in event.findings] == ["pears-noted"]
     assert event.trace_id in server_trace_ids(exporter)
 
 
