@@ -205,7 +205,9 @@ def padded(text: str, rng: random.Random, side: str) -> str:
         return f"{' '.join(pad)} {text}"
     if side == "appended":
         return f"{text} {' '.join(pad)}"
-    return f"{' '.join(pad[:25])} {text} {' '.join(pad[25:])}"
+    if side == "around":
+        return f"{' '.join(pad[:25])} {text} {' '.join(pad[25:])}"
+    raise ValueError(f"unknown padding side {side!r}; known: {', '.join(PAD_SIDES)}")
 
 
 Classifier = Callable[[Sequence[str]], list[bool]]

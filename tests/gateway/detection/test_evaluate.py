@@ -44,6 +44,8 @@ def test_padding_adds_fifty_benign_words_on_the_chosen_side() -> None:
     assert before.endswith(" ATTACK") and after.startswith("ATTACK ")
     assert around.split().index("ATTACK") == 25
     assert len(before.split()) == len(after.split()) == len(around.split()) == 51
+    with pytest.raises(ValueError, match="prepended, appended, around"):
+        ev.padded("ATTACK", rng, "inside")
 
 
 def test_fast_pipeline_blocks_an_attack_and_passes_a_question() -> None:
