@@ -90,8 +90,7 @@ async def _guarded_completion(
 
     ctx = CheckContext(endpoint, route.public, Stage.INPUT, principal.name, _request_id(request))
     checked = await policy.input.run(input_segments(endpoint, body), ctx)
-    gw.audit.verdict(checked, ctx, policy.name)
-    gw.events.record(checked, ctx, policy, adapter=_adapter(route))
+    _keep(gw, checked, ctx, policy, route)
     if checked.blocked:
         raise _violation(checked)
     for segment, original in zip(checked.segments, input_segments(endpoint, body), strict=True):
@@ -135,8 +134,7 @@ async def _output(
     route: ModelRoute,
 ) -> PipelineResult:
     result = await policy.output.run(answer_segments(endpoint, answer), ctx)
-    gw.audit.verdict(result, ctx, policy.name)
-    gw.events.record(result, ctx, policy, adapter=_adapter(route))
+    _keep(gw, result, ctx, policy, route)
     return result
 
 
@@ -186,10 +184,7 @@ async def _stream(
             for rule in exc.rules:
                 gw.metrics.stream_cutoffs.labels(rule).inc()
             if guard.result is not None:
-                gw.audit.verdict(guard.result, ctx, policy.name)
-                gw.events.record(
-                    guard.result, ctx, policy, adapter=_adapter(route), trace_id=trace_id
-                )
+                _keep(gw, guard.result, ctx, policy, route, trace_id)
         else:
             gw.metrics.upstream_errors.labels(exc.code).inc()
 
@@ -198,8 +193,7 @@ async def _stream(
 
     def on_done() -> None:  # a stream that was only flagged (or shadowed) is kept too
         if guard.result is not None:
-            gw.audit.verdict(guard.result, ctx, policy.name)
-            gw.events.record(guard.result, ctx, policy, adapter=_adapter(route), trace_id=trace_id)
+            _keep(gw, guard.result, ctx, policy, route, trace_id)
 
     events = guarded_events(upstream, guard, on_error, on_first_token, on_done)
     return SSEResponse(_in_canary_scope(canary, events))
@@ -265,6 +259,19 @@ async def metrics(request: Request) -> Response:
 def _violation(result: PipelineResult) -> PolicyViolation:
     rules = tuple(o.rule.id for o in result.outcomes if o.verdict.action is result.action)
     return PolicyViolation(f"the request was blocked by policy: {result.reason()}", rules=rules)
+
+
+def _keep(
+    gw: Gateway,
+    result: PipelineResult,
+    ctx: CheckContext,
+    policy: Policy,
+    route: ModelRoute,
+    trace_id: str | None = None,
+) -> None:
+    """A verdict goes to the audit log and the event store (each skips what it does not keep)."""
+    gw.audit.verdict(result, ctx, policy.name)
+    gw.events.record(result, ctx, policy, adapter=_adapter(route), trace_id=trace_id)
 
 
 def _adapter(route: ModelRoute) -> str | None:
