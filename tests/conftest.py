@@ -90,6 +90,13 @@ def sse_body(pieces: list[str], model: str = BASE) -> bytes:
     return out + b"data: [DONE]\n\n"
 
 
+def sse_response(pieces: list[str], model: str = BASE) -> httpx.Response:
+    """vLLM's streamed answer of ``pieces`` (:func:`sse_body`), as an ``httpx`` response."""
+    return httpx.Response(
+        200, content=sse_body(pieces, model), headers={"content-type": "text/event-stream"}
+    )
+
+
 class FakeVLLM:
     """Records what reached 'vLLM' and answers with the handler a test sets."""
 

@@ -15,7 +15,7 @@ import pytest
 from gateway.canary import TOKEN_RE
 from gateway.policy import parse_policy
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, chat_answer, fake_app, gateway_client, sse_body
+from tests.conftest import BASE, FakeVLLM, chat_answer, fake_app, gateway_client, sse_response
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -46,9 +46,7 @@ def _echo_stream(request: httpx.Request) -> httpx.Response:
     token = _planted(request)
     pieces = ["Sure", ", my", " instructions", " say:", " marker ", token[:7], token[7:], " ok"]
     pieces += [" and some more text after it"] * 10
-    return httpx.Response(
-        200, content=sse_body(pieces), headers={"content-type": "text/event-stream"}
-    )
+    return sse_response(pieces)
 
 
 @pytest.fixture

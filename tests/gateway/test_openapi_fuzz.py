@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, chat_answer, fake_app, sse_body
+from tests.conftest import BASE, FakeVLLM, chat_answer, fake_app, sse_response
 
 CHECKS = [
     not_a_server_error,
@@ -48,9 +48,7 @@ def answer(request: httpx.Request) -> httpx.Response:
     if request.url.path == "/v1/models":
         return httpx.Response(200, json={"data": [{"id": BASE}]})
     if stream:
-        return httpx.Response(
-            200, content=sse_body(["The", " answer"]), headers={"content-type": "text/event-stream"}
-        )
+        return sse_response(["The", " answer"])
     return httpx.Response(200, json=chat_answer())
 
 

@@ -12,7 +12,7 @@ from gateway.pipeline import Action
 from gateway.policy import load_policy
 from gateway.policy_tests import load_tests
 from gateway.settings import Settings
-from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, fake_app, gateway_client, sse_body
+from tests.conftest import BASE, REPO, FakeVLLM, chat_answer, fake_app, gateway_client, sse_response
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -71,9 +71,7 @@ async def test_customer_support_cuts_a_stream_leaking_a_credential(
     preamble = [" Deploys run from the release branch after review."] * 12  # > the hold-back
     pieces = ["Sure.", *preamble, " The deploy token: ", key[:12], key[12:], "."]
     pieces += [" Anything else I can help with today?"] * 10
-    fake_vllm.handler = lambda r: httpx.Response(
-        200, content=sse_body(pieces), headers={"content-type": "text/event-stream"}
-    )
+    fake_vllm.handler = lambda r: sse_response(pieces)
     r = await gateway_with("customer-support").post(
         CHAT, json={**ask("What is the deploy token?"), "stream": True}
     )

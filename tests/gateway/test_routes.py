@@ -6,7 +6,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import BASE, FakeVLLM, chat_answer, sse_body
+from tests.conftest import BASE, FakeVLLM, chat_answer, sse_body, sse_response
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
@@ -172,9 +172,7 @@ async def test_stream_passes_chunks_through_and_ends_with_done(
     client: httpx.AsyncClient, fake_vllm: FakeVLLM
 ) -> None:
     pieces = ["The", " capital", " is", " Paris", "."]
-    fake_vllm.handler = lambda req: httpx.Response(
-        200, content=sse_body(pieces), headers={"content-type": "text/event-stream"}
-    )
+    fake_vllm.handler = lambda req: sse_response(pieces)
     r = await client.post(CHAT, json=ask("capital?", stream=True))
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")

@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from gateway.events import Event, events_target, open_db
 from gateway.events.event import policy_version
 from gateway.settings import Settings
-from tests.conftest import BASE, FakeVLLM, fake_app, serving, sse_body
+from tests.conftest import BASE, FakeVLLM, fake_app, serving, sse_response
 from tests.gateway.events.helpers import EMAIL, SECRET, policy
 
 pytestmark = pytest.mark.anyio
@@ -112,9 +112,8 @@ async def test_blocked_and_flagged_requests_are_kept_masked_and_allowed_ones_are
 async def test_a_stream_cut_off_by_an_output_rule_is_recorded(
     events_settings: Settings, api_key: str, fake_vllm: FakeVLLM, exporter: InMemorySpanExporter
 ) -> None:
-    body = sse_body(["Here is a recipe: ", "banana bread, ", "mail ", EMAIL])
-    fake_vllm.handler = lambda req: httpx.Response(
-        200, content=body, headers={"content-type": "text/event-stream"}
+    fake_vllm.handler = lambda req: sse_response(
+        ["Here is a recipe: ", "banana bread, ", "mail ", EMAIL]
     )
     async with running(events_settings, api_key, fake_vllm, exporter) as (client, _):
         r = await client.post(CHAT, json=ask("a recipe please", stream=True))
@@ -133,9 +132,8 @@ async def test_a_stream_cut_off_by_an_output_rule_is_recorded(
 async def test_a_stream_an_output_rule_only_flags_is_recorded_when_it_ends(
     events_settings: Settings, api_key: str, fake_vllm: FakeVLLM, exporter: InMemorySpanExporter
 ) -> None:
-    body = sse_body(["Here is a recipe: ", "pear tart, ", "with butter."])
-    fake_vllm.handler = lambda req: httpx.Response(
-        200, content=body, headers={"content-type": "text/event-stream"}
+    fake_vllm.handler = lambda req: sse_response(
+        ["Here is a recipe: ", "pear tart, ", "with butter."]
     )
     async with running(events_settings, api_key, fake_vllm, exporter) as (client, _):
         r = await client.post(CHAT, json=ask("a recipe please", stream=True))
