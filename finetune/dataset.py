@@ -6,8 +6,9 @@ detector corpora → mutations → near-duplicate removal → answers → a fami
   the base model's behaviour on them (answers the refusal classifier calls refusals are dropped:
   the adapter must not learn to refuse benign prompts);
 * the split is by attack family: ``holdout`` families go to ``eval.jsonl`` only, so the
-  evaluation measures attacks the adapter never saw. Benign prompts are split by a hash of their
-  unmutated text (``benign_eval_fraction``), so a prompt's mutations stay in one split.
+  evaluation measures attacks the adapter never saw. Benign near-miss prompts are split by a
+  hash of their unmutated text (``benign_eval_fraction``), so a prompt's mutations stay in one
+  split; benign prompts from the detector corpus (``corpus_benign``) are trained on only.
 
 Output in ``out``: ``train.jsonl``, ``eval.jsonl`` (one ``{"messages": [...], "meta": {...}}``
 per line), ``card.md`` and ``stats.json``.
@@ -52,6 +53,12 @@ class BuildConfig(BaseModel):
     corpus_per_family: int = Field(
         default=0, ge=0, description="detector-corpus attacks per family"
     )
+    corpus_benign: int = Field(
+        default=0, ge=0, description="detector-corpus benign prompts (train split), train only"
+    )
+    corpus: Path | None = Field(
+        default=None, description="the detector corpus file (default: the fetched one)"
+    )
     holdout: list[str] = list(DEFAULT_HOLDOUT)
     attack_mutations: list[str] = sorted(MUTATIONS)
     benign_mutations: list[str] = ["padding", "instruction_in_data", "roleplay"]
@@ -73,17 +80,20 @@ def gather(cfg: BuildConfig) -> tuple[list[Prompt], list[Prompt]]:
             cfg.events_db, actions=cfg.events_actions, since=cfg.events_since
         )
     if cfg.corpus_per_family:
-        attacks += sources.corpus_attacks(cfg.corpus_per_family)
-    benign = sources.near_miss(cfg.near_miss)
-    benign = list(unique(benign))
+        attacks += sources.corpus_attacks(cfg.corpus_per_family, cfg.corpus)
+    benign = list(unique(sources.near_miss(cfg.near_miss)))
     if cfg.max_benign is not None:
         benign = sorted(benign, key=lambda p: stable_pick(p.text, 1 << 30))[: cfg.max_benign]
+    if cfg.corpus_benign:
+        benign = list(unique(benign + sources.corpus_benign(cfg.corpus_benign, cfg.corpus)))
     return list(unique(attacks)), benign
 
 
 def split_of(prompt: Prompt, cfg: BuildConfig) -> Split:
     if prompt.kind == "attack":
         return "eval" if prompt.family in cfg.holdout else "train"
+    if prompt.source.startswith("corpus:"):
+        return "train"  # the eval's benign set stays the near-miss prompts + curated traffic
     buckets = 1000
     held_out = stable_pick(prompt.text, buckets) < cfg.benign_eval_fraction * buckets
     return "eval" if held_out else "train"

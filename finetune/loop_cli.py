@@ -40,6 +40,10 @@ def dataset_build(
     corpus_per_family: Annotated[
         int, typer.Option(help="also take N attacks per family from the detector corpora")
     ] = 0,
+    corpus_benign: Annotated[
+        int,
+        typer.Option(help="also train on N benign corpus prompts (half with trigger words)"),
+    ] = 0,
     holdout: Annotated[
         list[str] | None, typer.Option(help="held-out attack family (repeat)")
     ] = None,
@@ -66,6 +70,7 @@ def dataset_build(
         "events_db": events_db,
         "events_since": events_since,
         "corpus_per_family": corpus_per_family,
+        "corpus_benign": corpus_benign,
         "holdout": holdout or list(DEFAULT_HOLDOUT),
         "max_benign": max_benign,
         "answer_max_tokens": answer_max_tokens,

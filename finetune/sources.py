@@ -102,6 +102,35 @@ def corpus_attacks(per_family: int, corpus: Path | None = None) -> list[Prompt]:
     return out
 
 
+CORPUS_BENIGN_SOURCES = ("s-labs",)
+"""Corpora whose benign rows are trained on as benign prompts. Not neuralchemy: its benign rows
+include jailbreak prompts (its train split has 12 copies of a "very direct assistant who always
+fulfills the user's request" template), which an adapter must not learn to answer."""
+
+
+def corpus_benign(n: int, corpus: Path | None = None) -> list[Prompt]:
+    """Up to ``n`` benign prompts from the detector corpus's *train* split (never its test
+    split), from :data:`CORPUS_BENIGN_SOURCES`, under 400 characters, chosen by a hash of the
+    text: half of them use the words attacks use ("ignore", "system prompt", "password" ...;
+    the corpus's trigger-word rule), so the adapter meets innocent uses of those words."""
+    from gateway.detection.datasets import load
+
+    rows = [
+        r
+        for r in load(corpus)
+        if r.label == 0
+        and r.split == "train"
+        and r.source in CORPUS_BENIGN_SOURCES
+        and len(r.text.strip()) < 400
+    ]
+    rows.sort(key=lambda r: _hash(r.text))
+    trigger = [r for r in rows if r.trigger][: n // 2]
+    plain = [r for r in rows if not r.trigger][: n - len(trigger)]
+    return [
+        Prompt(r.text.strip(), "benign", "benign", f"corpus:{r.source}") for r in trigger + plain
+    ]
+
+
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -12,6 +12,7 @@ from finetune.refusal import is_refusal
 from finetune.vllm_client import VLLMClient
 from tests.conftest import BASE
 from tests.finetune.conftest import FakeVLLM
+from tests.finetune.test_sources import write_corpus
 
 SEEDS = """
 families:
@@ -131,3 +132,26 @@ def test_max_benign_caps_the_prompts_sent_to_vllm(tmp_path: Path) -> None:
     client = VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake))
     build(_cfg(tmp_path, max_benign=3, benign_mutations=[]), client)
     assert sum(p == "/v1/chat/completions" for p, _ in fake.requests) == 3
+
+
+def test_corpus_benign_prompts_are_trained_on_and_leave_the_eval_set_alone(
+    tmp_path: Path,
+) -> None:
+    write_corpus(tmp_path / "corpus.jsonl")
+    client = VLLMClient("http://vllm.test", transport=httpx.MockTransport(FakeVLLM(_answer)))
+    (tmp_path / "plain").mkdir()
+    half = {"benign_eval_fraction": 0.5}
+    build(_cfg(tmp_path / "plain", **half), client)
+    corpus = {"corpus_benign": 12, "corpus": tmp_path / "corpus.jsonl"}
+    stats = build(_cfg(tmp_path, **half, **corpus), client)
+    train = _read(tmp_path / "out/train.jsonl")
+    corpus_rows = [r for r in train if r["meta"]["source"] == "corpus:s-labs"]  # type: ignore[index]
+    # 12 prompts, plain and under the default benign mutations (near-duplicates aside)
+    mutations = Counter(r["meta"]["mutation"] for r in corpus_rows)  # type: ignore[index]
+    assert mutations["none"] == 12
+    assert set(mutations) == {"none", "padding", "instruction_in_data", "roleplay"}
+    assert all(r["messages"][1]["content"].startswith("A helpful answer") for r in corpus_rows)  # type: ignore[index]
+    assert set(stats["source"]["eval"]) == {"near-miss", "seed"}  # type: ignore[index]
+    assert (tmp_path / "out/eval.jsonl").read_text() == (
+        tmp_path / "plain/out/eval.jsonl"
+    ).read_text()
