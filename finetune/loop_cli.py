@@ -44,6 +44,9 @@ def dataset_build(
         int,
         typer.Option(help="also train on N benign corpus prompts (half with trigger words)"),
     ] = 0,
+    corpus: Annotated[
+        Path | None, typer.Option(help="detector corpus JSONL (default: the fetched one)")
+    ] = None,
     holdout: Annotated[
         list[str] | None, typer.Option(help="held-out attack family (repeat)")
     ] = None,
@@ -71,6 +74,7 @@ def dataset_build(
         "events_since": events_since,
         "corpus_per_family": corpus_per_family,
         "corpus_benign": corpus_benign,
+        "corpus": corpus,
         "holdout": holdout or list(DEFAULT_HOLDOUT),
         "max_benign": max_benign,
         "answer_max_tokens": answer_max_tokens,

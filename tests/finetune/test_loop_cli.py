@@ -44,3 +44,9 @@ def test_bad_input_is_exit_2(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     result = runner.invoke(app, ["dataset", "build", "--out", str(out), "--holdout", "nope"])
     assert result.exit_code == 2 and "no attacks" in result.output
+    missing = tmp_path / "no-corpus.jsonl"
+    args = ["dataset", "build", "--out", str(out), "--corpus-benign", "4", "--corpus", str(missing)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert str(missing) in result.output and "gateway.detection.train fetch" in result.output
+    assert not out.exists()
