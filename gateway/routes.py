@@ -179,23 +179,22 @@ async def _stream(
     trace_id = current_trace_id()  # on_error runs outside the span
     guard = StreamGuard(policy.output, ctx, endpoint)
 
+    def keep_verdict() -> None:  # cut off by an output rule, or only flagged/shadowed to the end
+        if guard.result is not None:
+            _keep(gw, guard.result, ctx, policy, route, trace_id)
+
     def on_error(exc: GatewayError) -> None:
         if isinstance(exc, PolicyViolation):
             for rule in exc.rules:
                 gw.metrics.stream_cutoffs.labels(rule).inc()
-            if guard.result is not None:
-                _keep(gw, guard.result, ctx, policy, route, trace_id)
+            keep_verdict()
         else:
             gw.metrics.upstream_errors.labels(exc.code).inc()
 
     def on_first_token() -> None:
         gw.metrics.time_to_first_token.labels(route.public).observe(time.perf_counter() - started)
 
-    def on_done() -> None:  # a stream that was only flagged (or shadowed) is kept too
-        if guard.result is not None:
-            _keep(gw, guard.result, ctx, policy, route, trace_id)
-
-    events = guarded_events(upstream, guard, on_error, on_first_token, on_done)
+    events = guarded_events(upstream, guard, on_error, on_first_token, on_done=keep_verdict)
     return SSEResponse(_in_canary_scope(canary, events))
 
 
