@@ -1,8 +1,9 @@
 """``injection_lexical``: TF-IDF word and character n-grams and a trained logistic regression.
 
 Layer 3a of the detector (:mod:`gateway.detection.lexical`): the learned layer cheap enough to
-run by default. It scores every view of a segment (canonical original and decoded forms), the
-whole text and its word windows, and blocks above the head's calibrated threshold.
+run by default. It scores every view of a segment (canonical original and decoded forms), every
+run of 2-32 words and the whole text, and blocks above the head's calibrated threshold; the
+finding's evidence is the run that scored highest (benign words around it are left out).
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ class InjectionLexical:
         for i, seg in self.settings.scanned(segments):
             indirect = seg.role in self.settings.indirect_roles
             threshold = self.indirect_threshold if indirect else self.threshold
-            scored = [(self.head.score(v.text), v) for v in analyse(seg.text).views]
-            score, view = max(scored, key=lambda sv: sv[0])
+            scored = [(self.head.best(v.text), v) for v in analyse(seg.text).views]
+            (score, run), view = max(scored, key=lambda sv: sv[0][0])
             if score < threshold:
                 continue
             where = f" in {view.label} text" if view.decoded else ""
             reason = f"lexical injection score {score:.2f}{where}"
-            evidence = view.raw if not view.decoded else f"{view.label}: {view.raw}"
+            evidence = run if not view.decoded else f"{view.label}: {run}"
             findings.append(
                 Finding("injection_lexical", reason, "lexical", score, i, evidence[:300])
             )

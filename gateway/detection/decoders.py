@@ -259,9 +259,47 @@ def decode_url(text: str) -> str | None:
 
 @register("rot13")
 def decode_rot13(text: str) -> str | None:
+    """The whole text, when ROT13 makes it more English; otherwise the run of words that ROT13
+    makes most English, decoded in place (benign words around a ROT13 payload must not hide it)."""
     out = codecs.encode(text, "rot13")
     before, after = englishness(text), englishness(out)
-    return out if after >= 0.2 and after > before + 0.1 else None
+    if after >= 0.2 and after > before + 0.1:
+        return out
+    return _rot13_run(text)
+
+
+def _rot13_run(text: str) -> str | None:
+    """Decodes the run of words with the most words that become common English under ROT13 (less
+    those that stop being common), widened over neighbours neither common before nor after;
+    ``None`` unless it gains at least two common words."""
+    words = list(re.finditer(r"\S+", text))
+    if len(words) < 2:
+        return None
+    gain = [_common_gain(m.group(0)) for m in words]
+    best, best_at, run, start = 0, (0, 0), 0, 0
+    for i, g in enumerate(gain):
+        if run <= 0:
+            run, start = 0, i
+        run += g
+        if run > best:
+            best, best_at = run, (start, i + 1)
+    if best < 2:
+        return None
+    lo, hi = best_at
+    while lo > 0 and gain[lo - 1] == 0:
+        lo -= 1
+    while hi < len(words) and gain[hi] == 0:
+        hi += 1
+    a, b = words[lo].start(), words[hi - 1].end()
+    return text[:a] + codecs.encode(text[a:b], "rot13") + text[b:]
+
+
+def _common_gain(word: str) -> int:
+    """+1 if ROT13 turns a word into a common English word, -1 if it turns one into a word that
+    is not, else 0."""
+    before = any(w in _COMMON for w in _WORD.findall(word.lower()))
+    after = any(w in _COMMON for w in _WORD.findall(codecs.encode(word, "rot13").lower()))
+    return int(after) - int(before)
 
 
 def _leety(token: str) -> bool:

@@ -6,12 +6,23 @@ The fast learned layer. Features (one vocabulary, prefixed by kind):
 - ``c:`` character 3- and 4-grams inside whitespace-separated words, padded with a space at
   each end (as scikit-learn's ``char_wb``): misspellings, inflections, other scripts.
 
-Training (:mod:`.train`) fits scikit-learn's ``TfidfVectorizer`` with :func:`features` as its
-analyzer (``sublinear_tf``, l2 norm) and a ``LogisticRegression``. :class:`LexicalHead` keeps
-each feature's idf and coefficient and scores with the same arithmetic in numpy, over the whole
-text *and* over windows of ``WINDOW_WORDS`` words (half overlapping), taking the highest: an
-attack wrapped in benign padding still has a window that is mostly attack. Each whitespace-separated
-piece's feature ids are cached (bounded), so repeated words cost a dict lookup.
+A text's vector is its feature counts times their idf, divided by the square root of the sum of
+``idf**2`` over its feature *occurrences* (for a text without repeated features, the l2 norm).
+With that norm a text's logit is a ratio of two sums over occurrences, so the logit of any run
+of words is two prefix-sum differences. :class:`LexicalHead` scores every run of
+``MIN_SPAN``-``MAX_SPAN`` whitespace-separated pieces (a shorter text whole) and takes the
+highest:
+
+    score(before + text + after) >= score(text)   for any text of at least MIN_SPAN pieces,
+
+because every run of the text is a run of the longer text, with the same features (a bigram
+counts in a run only when both of its words are inside it). Benign words around an attack
+cannot hide it. A text longer than ``MAX_SPAN`` pieces is never scored whole: with this norm a
+long text's logit grows with the square root of its length, and a long benign document would
+score like an attack. The price of scoring runs is that every run of benign text is scored too:
+training (:func:`.train.fit_lexical`) mines the highest-scoring runs of benign texts as extra
+benign rows (and of attacks as attack rows), and the threshold is calibrated on held-out benign
+texts scored the same way.
 """
 
 from __future__ import annotations
@@ -26,11 +37,14 @@ import numpy.typing as npt
 
 _WORD = re.compile(r"\w\w+")
 CHAR_SIZES = (3, 4)
-WINDOW_WORDS = 8
-_STRIDE = WINDOW_WORDS // 2
+MIN_SPAN = 2
+"""Shortest run of pieces scored (a text shorter than this is scored whole)."""
+MAX_SPAN = 32
+"""Longest run of pieces scored."""
+FORMAT = 2
+"""Version of the saved head: 2 is the occurrence norm (1, sublinear tf and l2, is refused)."""
 _PIECE_CACHE = 65_536
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 def _piece_features(piece: str) -> tuple[str, ...]:
@@ -59,71 +73,105 @@ def features(text: str) -> list[str]:
     return out + _bigrams(tokens)
 
 
+def _prefix(values: list[float] | FloatArray) -> FloatArray:
+    return np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+
+
+def _runs(n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Start and end (exclusive) of every run of ``MIN_SPAN``-``MAX_SPAN`` of ``n`` pieces (the
+    whole text when it has fewer than ``MIN_SPAN``)."""
+    lengths = np.arange(min(MIN_SPAN, n), min(MAX_SPAN, n) + 1)
+    starts = np.arange(n)[:, None]
+    ends = starts + lengths[None, :]
+    keep = ends <= n
+    return np.broadcast_to(starts, ends.shape)[keep], ends[keep]
+
+
 @dataclass(frozen=True, slots=True)
 class LexicalHead:
     names: tuple[str, ...]
-    idf: FloatArray
-    coef: FloatArray
+    idf: npt.NDArray[np.float32]
+    coef: npt.NDArray[np.float32]
     intercept: float
     threshold: float
     """Calibrated at training: the 99.5th percentile out-of-fold score of benign train rows."""
     vocab: dict[str, int] = field(init=False, repr=False)
-    cache: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = field(init=False, repr=False)
+    weight: FloatArray = field(init=False, repr=False)
+    """Per feature occurrence: ``idf * coef`` (its share of the dot product)."""
+    square: FloatArray = field(init=False, repr=False)
+    """Per feature occurrence: ``idf ** 2`` (its share of the squared norm)."""
+    cache: dict[str, tuple[float, float, tuple[str, ...]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        idf = self.idf.astype(np.float64)
         object.__setattr__(self, "vocab", {n: i for i, n in enumerate(self.names)})
+        object.__setattr__(self, "weight", idf * self.coef.astype(np.float64))
+        object.__setattr__(self, "square", idf * idf)
         object.__setattr__(self, "cache", {})
 
     def score(self, text: str) -> float:
-        """Highest P(attack) of the whole text and its word windows."""
-        ids, pos, n_pieces = self._occurrences(text)
-        if not len(ids):
-            return float(1.0 / (1.0 + np.exp(-self.intercept)))
-        n_windows = 1 if n_pieces <= WINDOW_WORDS else -(-(n_pieces - WINDOW_WORDS) // _STRIDE) + 1
-        hi = np.minimum(pos // _STRIDE, n_windows - 1)
-        lo = hi - 1
-        in_lo = (lo >= 0) & (pos < lo * _STRIDE + WINDOW_WORDS)
-        whole = np.full(len(ids), n_windows)
-        windows = np.concatenate([whole, hi, lo[in_lo]]) if n_windows > 1 else whole
-        feats = np.concatenate([ids, ids, ids[in_lo]]) if n_windows > 1 else ids
-        keys, counts = np.unique(windows * len(self.names) + feats, return_counts=True)
-        win, feat = np.divmod(keys, len(self.names))
-        value = self.idf[feat] * (1.0 + np.log(counts))
-        size = n_windows + 1
-        dot = np.bincount(win, weights=value * self.coef[feat], minlength=size)
-        norm = np.sqrt(np.bincount(win, weights=value * value, minlength=size))
-        seen = norm > 0
-        logit = self.intercept + float((dot[seen] / norm[seen]).max())
-        return float(1.0 / (1.0 + np.exp(-logit)))
+        """Highest P(attack) over the text's runs of pieces."""
+        return self.best(text)[0]
 
-    def _occurrences(self, text: str) -> tuple[IntArray, IntArray, int]:
-        """Vocabulary ids of the text's features and the index of the piece each came from."""
-        ids: list[int] = []
-        pos: list[int] = []
+    def best(self, text: str) -> tuple[float, str]:
+        """The highest P(attack) over the text's runs, and that run."""
+        pieces = text.split()
+        if not pieces:
+            return _sigmoid(self.intercept), text
+        start, end = _runs(len(pieces))
+        logits = self._logits(pieces, start, end)
+        i = int(np.argmax(logits))
+        return _sigmoid(float(logits[i])), " ".join(pieces[start[i] : end[i]])
+
+    def _logits(
+        self, pieces: list[str], start: npt.NDArray[np.int64], end: npt.NDArray[np.int64]
+    ) -> FloatArray:
+        dots: list[float] = []
+        squares: list[float] = []
         tokens: list[str] = []
-        token_pos: list[int] = []
-        pieces = text.lower().split()
+        token_piece: list[int] = []
         for i, piece in enumerate(pieces):
-            known, words = self._piece(piece)
-            ids += known
-            pos += [i] * len(known)
+            dot, square, words = self._piece(piece.lower())
+            dots.append(dot)
+            squares.append(square)
             tokens += words
-            token_pos += [i] * len(words)
+            token_piece += [i] * len(words)
+        first: list[int] = []
+        last: list[int] = []
+        b_dots: list[float] = []
+        b_squares: list[float] = []
         vocab = self.vocab
-        for bigram, p in zip(_bigrams(tokens), token_pos[1:], strict=True):
+        for k, bigram in enumerate(_bigrams(tokens), start=1):
             j = vocab.get(bigram)
             if j is not None:
-                ids.append(j)
-                pos.append(p)
-        return np.array(ids, dtype=np.int64), np.array(pos, dtype=np.int64), len(pieces)
+                first.append(token_piece[k - 1])
+                last.append(token_piece[k])
+                b_dots.append(float(self.weight[j]))
+                b_squares.append(float(self.square[j]))
+        # A bigram counts in run [start, end) when both its words are inside: its indices
+        # (sorted by both pieces) from the first with first >= start to the last with last < end.
+        lo = np.searchsorted(np.array(first, dtype=np.int64), start, "left")
+        hi = np.maximum(np.searchsorted(np.array(last, dtype=np.int64), end - 1, "right"), lo)
+        d, q, bd, bq = _prefix(dots), _prefix(squares), _prefix(b_dots), _prefix(b_squares)
+        run_dot = d[end] - d[start] + bd[hi] - bd[lo]
+        run_square = q[end] - q[start] + bq[hi] - bq[lo]
+        ratio: FloatArray = np.divide(
+            run_dot, np.sqrt(run_square), out=np.zeros_like(run_dot), where=run_square > 0
+        )
+        return ratio + self.intercept
 
-    def _piece(self, piece: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
-        """A piece's known feature ids and its word tokens (cached per head, bounded)."""
+    def _piece(self, piece: str) -> tuple[float, float, tuple[str, ...]]:
+        """A lower-cased piece's summed weights and squares over its known features, and its
+        word tokens (cached per head, bounded)."""
         hit = self.cache.get(piece)
         if hit is None:
             vocab = self.vocab
-            known = tuple(j for f in _piece_features(piece) if (j := vocab.get(f)) is not None)
-            hit = (known, tuple(_WORD.findall(piece)))
+            known = [j for f in _piece_features(piece) if (j := vocab.get(f)) is not None]
+            hit = (
+                float(self.weight[known].sum()),
+                float(self.square[known].sum()),
+                tuple(_WORD.findall(piece)),
+            )
             if len(self.cache) >= _PIECE_CACHE:
                 self.cache.clear()
             self.cache[piece] = hit
@@ -136,12 +184,23 @@ class LexicalHead:
             idf=self.idf,
             coef=self.coef,
             calibration=np.array([self.intercept, self.threshold]),
+            format=np.array(FORMAT),
         )
+
+
+def _sigmoid(logit: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-logit)))
 
 
 def load_lexical(path: Path) -> LexicalHead:
     with np.load(path) as data:
         names = tuple(data["features"].tobytes().decode("utf-8").split("\n"))
+        found = int(data["format"]) if "format" in data.files else 1
+        if found != FORMAT:
+            raise ValueError(
+                f"lexical head format {found}, this gateway reads format {FORMAT}: retrain it "
+                "with `python -m gateway.detection.train lexical`"
+            )
         intercept, threshold = (float(x) for x in data["calibration"])
         return LexicalHead(
             names,

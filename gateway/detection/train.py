@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -26,6 +26,10 @@ from gateway.detection.embeddings_cache import embed_cached
 from gateway.detection.lexical import LexicalHead
 from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, cache_dir
 from gateway.detection.semantic import Head, default_embedder
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 app = typer.Typer(help="Train the detector's artifacts.", pretty_exceptions_enable=False)
 SEED = 13
@@ -117,33 +121,91 @@ def train_gibberish(out: Path = GIBBERISH) -> None:
     )
 
 
-def fit_lexical(rows: list[datasets.Row], extra_benign: list[str]) -> LexicalHead:
-    """TF-IDF (:func:`.lexical.features`) + logistic regression on ``rows`` and the extra benign
-    texts; threshold = 99.5th percentile of the 4-fold out-of-fold scores of benign ``rows``."""
+MINING_ROUNDS = 4
+"""Rounds of hard-negative mining in :func:`fit_lexical`."""
+
+
+def occurrence_normalised(vectorizer: TfidfVectorizer, texts: list[str]) -> csr_matrix:
+    """Feature counts times idf, each row divided by the square root of its summed
+    ``count * idf**2``: the vectors :class:`.lexical.LexicalHead` scores with prefix sums."""
+    from scipy.sparse import csr_matrix, diags
+
+    x = vectorizer.transform(texts)
+    square = np.asarray(x @ vectorizer.idf_).ravel()
+    scale = np.divide(1.0, np.sqrt(square), out=np.zeros_like(square), where=square > 0)
+    return csr_matrix(diags(scale) @ x)
+
+
+def fit_lexical(
+    rows: list[datasets.Row], extra_benign: list[str], rounds: int = MINING_ROUNDS
+) -> LexicalHead:
+    """TF-IDF (:func:`.lexical.features`, occurrence norm) + logistic regression on ``rows``
+    and the extra benign texts, then ``rounds`` of mining runs of words (the head scores every
+    run, so what it learns from whole texts must hold for their runs): the highest-scoring run
+    of every benign text, when above 0.5, is added as a benign row (a fragment of benign text
+    is benign), and the highest-scoring run of every attack as an attack row (the part of the
+    attack that carries it); then the model is refitted. Threshold: the 99.5th percentile of
+    benign ``rows``' scores, 4-fold out of fold, each text held out with the runs mined from
+    it (a fold that trained on a text's run would score the text too low)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold
 
     texts = [r.text for r in rows] + extra_benign
-    y = np.array([r.label for r in rows] + [0] * len(extra_benign))
+    labels = [r.label for r in rows] + [0] * len(extra_benign)
     vectorizer = TfidfVectorizer(
-        analyzer=lexical.features, min_df=2, sublinear_tf=True, max_features=LEXICAL_FEATURES
-    )
-    x = vectorizer.fit_transform(texts)
+        analyzer=lexical.features,
+        min_df=2,
+        sublinear_tf=False,
+        norm=None,
+        max_features=LEXICAL_FEATURES,
+    ).fit(texts)
+    originals = list(enumerate(texts))
+    groups = list(range(len(texts)))  # a mined run's group is the text it came from
+    head = _fit_lexical_head(vectorizer, texts, labels)
+    for _ in range(rounds):
+        mined = [
+            (g, labels[g], run)
+            for g, t in originals
+            if (run := _mined_run(head, t, labels[g])) is not None
+        ]
+        texts = texts + [run for _, _, run in mined]
+        labels = labels + [label for _, label, _ in mined]
+        groups = groups + [g for g, _, _ in mined]
+        head = _fit_lexical_head(vectorizer, texts, labels)
+    calibration = [i for i, r in enumerate(rows) if r.label == 0]
+    oof: dict[int, float] = {}
+    folds = StratifiedGroupKFold(4, shuffle=True, random_state=SEED)
+    for train_idx, held_idx in folds.split(texts, labels, groups):
+        fold_texts = [texts[i] for i in train_idx]
+        fold = _fit_lexical_head(vectorizer, fold_texts, [labels[i] for i in train_idx])
+        held = set(held_idx.tolist())
+        oof |= {i: fold.score(texts[i]) for i in calibration if i in held}
+    threshold = float(np.quantile(list(oof.values()), 0.995)) if oof else 0.5
+    return replace(head, threshold=min(max(threshold, 0.5), 0.99))
 
-    def model() -> LogisticRegression:
-        return LogisticRegression(C=8.0, max_iter=3000, class_weight={0: 2.0, 1: 1.0})
 
-    oof = cross_val_predict(model(), x, y, cv=4, method="predict_proba")[:, 1]
-    benign = np.array([r.label == 0 for r in rows] + [False] * len(extra_benign))
-    threshold = float(np.quantile(oof[benign], 0.995))
-    clf = model().fit(x, y)
+def _mined_run(head: LexicalHead, text: str, label: int) -> str | None:
+    """The highest-scoring run of a text when it is not the whole text (a wrongly scored whole
+    text is already a training row); of a benign text, only when it scores above 0.5."""
+    score, run = head.best(text)
+    if len(run.split()) >= len(text.split()) or (label == 0 and score <= 0.5):
+        return None
+    return run
+
+
+def _fit_lexical_head(
+    vectorizer: TfidfVectorizer, texts: list[str], labels: list[int]
+) -> LexicalHead:
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=8.0, max_iter=3000, class_weight={0: 2.0, 1: 1.0})
+    clf.fit(occurrence_normalised(vectorizer, texts), np.array(labels))
     return LexicalHead(
         tuple(vectorizer.get_feature_names_out().tolist()),
         vectorizer.idf_.astype(np.float32),
         clf.coef_[0].astype(np.float32),
         float(clf.intercept_[0]),
-        min(max(threshold, 0.5), 0.99),
+        0.5,
     )
 
 
