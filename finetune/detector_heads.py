@@ -134,8 +134,8 @@ class LexicalKind:
     bundled: ClassVar[Path] = paths.LEXICAL
     sampled: ClassVar[bool] = False
     scoring: ClassVar[str] = (
-        "Scoring is whole-text: `LexicalHead.score` of each prompt as written (the whole text "
-        "and its word runs) against each head's own calibrated threshold, the same for both "
+        "Scoring is per prompt: `LexicalHead.score` of each prompt as written (its best run of "
+        "2-32 words) against each head's own calibrated threshold, the same for both "
         "heads: the arithmetic `injection_lexical` runs on a message's original text. The check "
         "also scores decoded views (base64, rot13, ...); those are not scored here, so its "
         "figures (docs/detection.md) differ from these."
