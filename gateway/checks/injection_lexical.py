@@ -1,9 +1,9 @@
 """``injection_lexical``: TF-IDF word and character n-grams and a trained logistic regression.
 
 Layer 3a of the detector (:mod:`gateway.detection.lexical`): the learned layer cheap enough to
-run by default. It scores every view of a segment (canonical original and decoded forms), every
-run of 2-32 words and the whole text, and blocks above the head's calibrated threshold; the
-finding's evidence is the run that scored highest (benign words around it are left out).
+run by default. It scores every view of a segment (canonical original and decoded forms) by its
+best run of 2-32 words, and blocks above the head's calibrated threshold; the finding's evidence
+is that run (benign words around it are left out).
 """
 
 from __future__ import annotations

@@ -297,9 +297,7 @@ def _rot13_run(text: str) -> str | None:
 def _common_gain(word: str) -> int:
     """+1 if ROT13 turns a word into a common English word, -1 if it turns one into a word that
     is not, else 0."""
-    before = any(w in _COMMON for w in _WORD.findall(word.lower()))
-    after = any(w in _COMMON for w in _WORD.findall(codecs.encode(word, "rot13").lower()))
-    return int(after) - int(before)
+    return int(englishness(codecs.encode(word, "rot13")) > 0) - int(englishness(word) > 0)
 
 
 def _leety(token: str) -> bool:

@@ -164,13 +164,11 @@ def fit_lexical(
     head = _fit_lexical_head(vectorizer, texts, labels)
     for _ in range(rounds):
         mined = [
-            (g, labels[g], run)
-            for g, t in originals
-            if (run := _mined_run(head, t, labels[g])) is not None
+            (g, run) for g, t in originals if (run := _mined_run(head, t, labels[g])) is not None
         ]
-        texts = texts + [run for _, _, run in mined]
-        labels = labels + [label for _, label, _ in mined]
-        groups = groups + [g for g, _, _ in mined]
+        texts = texts + [run for _, run in mined]
+        labels = labels + [labels[g] for g, _ in mined]
+        groups = groups + [g for g, _ in mined]
         head = _fit_lexical_head(vectorizer, texts, labels)
     calibration = [i for i, r in enumerate(rows) if r.label == 0]
     oof: dict[int, float] = {}

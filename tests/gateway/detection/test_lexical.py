@@ -72,7 +72,7 @@ def test_score_is_the_highest_run_as_scikit_learn_scores_it_alone(text: str) -> 
     best = max(scored, key=lambda run: scored[run])
     score, run = head.best(text)
     assert score == pytest.approx(scored[best], abs=1e-4)
-    assert scored[tuple(_span_of(pieces, run))] == pytest.approx(scored[best], abs=1e-4)
+    assert scored[_span_of(pieces, run)] == pytest.approx(scored[best], abs=1e-4)
 
 
 def _span_of(pieces: list[str], run: str) -> tuple[int, int]:
