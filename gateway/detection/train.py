@@ -14,9 +14,9 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import numpy as np
 import typer
@@ -148,7 +148,6 @@ def fit_lexical(
     benign ``rows``' scores, 4-fold out of fold, each text held out with the runs mined from
     it (a fold that trained on a text's run would score the text too low)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.model_selection import StratifiedGroupKFold
 
     texts = [r.text for r in rows] + extra_benign
     labels = [r.label for r in rows] + [0] * len(extra_benign)
@@ -171,15 +170,37 @@ def fit_lexical(
         groups = groups + [g for g, _ in mined]
         head = _fit_lexical_head(vectorizer, texts, labels)
     calibration = [i for i, r in enumerate(rows) if r.label == 0]
-    oof: dict[int, float] = {}
-    folds = StratifiedGroupKFold(4, shuffle=True, random_state=SEED)
-    for train_idx, held_idx in folds.split(texts, labels, groups):
-        fold_texts = [texts[i] for i in train_idx]
-        fold = _fit_lexical_head(vectorizer, fold_texts, [labels[i] for i in train_idx])
-        held = set(held_idx.tolist())
-        oof |= {i: fold.score(texts[i]) for i in calibration if i in held}
+    oof = out_of_fold_scores(
+        texts, labels, groups, calibration, partial(_fit_lexical_head, vectorizer)
+    )
     threshold = float(np.quantile(list(oof.values()), 0.995)) if oof else 0.5
     return replace(head, threshold=min(max(threshold, 0.5), 0.99))
+
+
+class _Scorer(Protocol):
+    def score(self, text: str) -> float: ...
+
+
+def out_of_fold_scores(
+    texts: list[str],
+    labels: list[int],
+    groups: list[int],
+    rows: list[int],
+    fit: Callable[[list[str], list[int]], _Scorer],
+    folds: int = 4,
+) -> dict[int, float]:
+    """The score of each text in ``rows`` by a model ``fit`` on the folds that hold neither it
+    nor any text of its group (stratified group k-fold, seeded): a text's mined runs share its
+    group, so no fold scores a text after training on a piece of it."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    wanted = set(rows)
+    oof: dict[int, float] = {}
+    splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=SEED)
+    for train_idx, held_idx in splitter.split(texts, labels, groups):
+        model = fit([texts[i] for i in train_idx], [labels[i] for i in train_idx])
+        oof |= {i: model.score(texts[i]) for i in held_idx.tolist() if i in wanted}
+    return oof
 
 
 def _mined_run(head: LexicalHead, text: str, label: int) -> str | None:
