@@ -6,7 +6,7 @@ the others).
 
 Reuses :mod:`gateway.detection.evaluate`'s prompt, context, pipeline and cache helpers; the
 timer wraps ``Pipeline.run`` alone, inside one running event loop, so the figure is the guard's
-cost as a request pays it (evaluate's ``latency_ms`` also times an ``asyncio.run`` per call).
+cost as a request pays it (as evaluate's ``pipeline_latency_ms`` times it for the eval's table).
 Caches are cleared and every text is unique, as there."""
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def detection(
 
     rows = ev.load_test()
     out = ev.Report()
-    fast = ev.pipeline_classifier(ev.fast_pipeline())
+    fast_pipeline = ev.fast_pipeline()
+    fast = ev.pipeline_classifier(fast_pipeline)
     fast_blocked = fast([r.text for r in rows])
     ev.detection_tables(
         out, "Fast layers (smuggling + signatures + suffix + lexical)", rows, fast_blocked
@@ -53,7 +54,7 @@ def detection(
             sampled,
             [fast_by_text[r.text] for r in sampled],
             fast,
-            ev.latency_ms(fast, prompt, latency_runs, ev.clear_caches),
+            ev.pipeline_latency_ms(fast_pipeline, prompt, latency_runs, ev.clear_caches),
         )
     ]
     if semantic:
@@ -100,9 +101,8 @@ def _semantic(
     combined = [s or fast_by_text[r.text] for r, s in zip(sampled, sem_blocked, strict=True)]
     ev.detection_tables(out, f"Semantic layer alone (sample: <= {per_group})", sampled, sem_blocked)
     ev.detection_tables(out, "All layers (same sample)", sampled, combined)
-    everything = ev.pipeline_classifier(
-        Pipeline(Stage.INPUT, [*ev.fast_pipeline().rules, *sem_pipeline.rules])
-    )
+    everything_pipeline = Pipeline(Stage.INPUT, [*ev.fast_pipeline().rules, *sem_pipeline.rules])
+    everything = ev.pipeline_classifier(everything_pipeline)
     emb = embed_cached([r.text for r in sampled], default_embedder(), cache_dir() / "emb.npz")
     check = sem_pipeline.rules[0].check
     assert isinstance(check, InjectionSemantic)
@@ -125,14 +125,14 @@ def _semantic(
             sampled,
             sem_blocked,
             sem,
-            ev.latency_ms(sem, prompt, 20, clear),
+            ev.pipeline_latency_ms(sem_pipeline, prompt, 20, clear),
         ),
         _summary(
             "ours: all layers",
             sampled,
             combined,
             everything,
-            ev.latency_ms(everything, prompt, 20, clear),
+            ev.pipeline_latency_ms(everything_pipeline, prompt, 20, clear),
         ),
     ]
 

@@ -330,7 +330,8 @@ def prompt_512() -> str:
 def latency_ms(
     classify: Classifier, text: str, runs: int, clear: Callable[[], None]
 ) -> list[float]:
-    """Milliseconds per call on ``text`` (made unique per run, caches cleared before each)."""
+    """Milliseconds per call on ``text`` (made unique per run, caches cleared before each): for
+    a synchronous classifier (the peers)."""
     out = []
     for i in range(runs):
         clear()
@@ -338,6 +339,25 @@ def latency_ms(
         classify([f"{text} {i}"])
         out.append(1000 * (time.perf_counter() - start))
     return out
+
+
+def pipeline_latency_ms(
+    pipeline: Pipeline, text: str, runs: int, clear: Callable[[], None]
+) -> list[float]:
+    """Milliseconds per ``Pipeline.run`` on ``text`` (made unique per run, caches cleared before
+    each), all inside one running event loop, as a request pays it: a loop (and its thread pool
+    for model work) made per call would be timed too, which the peers' plain calls do not pay."""
+
+    async def go() -> list[float]:
+        out = []
+        for i in range(runs):
+            clear()
+            start = time.perf_counter()
+            await pipeline.run([Segment("user", f"{text} {i}", 0, ())], CTX)
+            out.append(1000 * (time.perf_counter() - start))
+        return out
+
+    return asyncio.run(go())
 
 
 def latency_table(report: Report, rows: list[list[str]]) -> None:

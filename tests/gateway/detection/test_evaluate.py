@@ -56,6 +56,29 @@ def test_fast_pipeline_blocks_an_attack_and_passes_a_question() -> None:
     assert all(t > 0 for t in times)
 
 
+def test_pipeline_latency_times_each_run_in_one_loop_with_caches_cleared_first() -> None:
+    import asyncio
+
+    from gateway.openai_api import Segment
+    from gateway.pipeline import CheckContext, Pipeline, PipelineResult
+
+    seen: list[tuple[str, asyncio.AbstractEventLoop]] = []
+    clears: list[int] = []
+
+    class Recording(Pipeline):
+        async def run(self, segments: Sequence[Segment], ctx: CheckContext) -> PipelineResult:
+            seen.append((segments[0].text, asyncio.get_running_loop()))  # kept alive: no id reuse
+            return await super().run(segments, ctx)
+
+    fast = ev.fast_pipeline()
+    pipeline = Recording(fast.stage, fast.rules)
+    times = ev.pipeline_latency_ms(pipeline, "What is 2 + 2?", 5, lambda: clears.append(1))
+    assert len(times) == 5 and all(t > 0 for t in times)
+    assert len(clears) == 5
+    assert len({text for text, _ in seen}) == 5  # each run a new text: nothing cached
+    assert all(loop is seen[0][1] for _, loop in seen)  # one running loop, as a request pays it
+
+
 def test_sample_caps_each_source_label_group() -> None:
     rows = [row(f"a{i}", 1) for i in range(50)] + [row(f"b{i}", 0) for i in range(5)]
     out = sample(rows, 10)
