@@ -265,17 +265,18 @@ def decode_rot13(text: str) -> str | None:
     before, after = englishness(text), englishness(out)
     if after >= 0.2 and after > before + 0.1:
         return out
-    return _rot13_run(text)
+    return _rot13_run(text, out)
 
 
-def _rot13_run(text: str) -> str | None:
+def _rot13_run(text: str, rot13: str) -> str | None:
     """Decodes the run of words with the most words that become common English under ROT13 (less
     those that stop being common), widened over neighbours neither common before nor after;
-    ``None`` unless it gains at least two common words."""
-    words = list(re.finditer(r"\S+", text))
+    ``None`` unless it gains at least two common words. ``rot13`` is the whole text's ROT13,
+    character for character: a word's ROT13 is the same slice of it."""
+    words = [m.span() for m in re.finditer(r"\S+", text)]
     if len(words) < 2:
         return None
-    gain = [_common_gain(m.group(0)) for m in words]
+    gain = [_common_gain(text[a:b], rot13[a:b]) for a, b in words]
     best, best_at, run, start = 0, (0, 0), 0, 0
     for i, g in enumerate(gain):
         if run <= 0:
@@ -290,14 +291,14 @@ def _rot13_run(text: str) -> str | None:
         lo -= 1
     while hi < len(words) and gain[hi] == 0:
         hi += 1
-    a, b = words[lo].start(), words[hi - 1].end()
-    return text[:a] + codecs.encode(text[a:b], "rot13") + text[b:]
+    a, b = words[lo][0], words[hi - 1][1]
+    return text[:a] + rot13[a:b] + text[b:]
 
 
-def _common_gain(word: str) -> int:
+def _common_gain(word: str, rot13: str) -> int:
     """+1 if ROT13 turns a word into a common English word, -1 if it turns one into a word that
     is not, else 0."""
-    return int(englishness(codecs.encode(word, "rot13")) > 0) - int(englishness(word) > 0)
+    return int(englishness(rot13) > 0) - int(englishness(word) > 0)
 
 
 def _leety(token: str) -> bool:
