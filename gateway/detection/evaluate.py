@@ -86,6 +86,14 @@ def fast_pipeline(exclude: Sequence[str] = ()) -> Pipeline:
     return Pipeline(Stage.INPUT, rules)
 
 
+def screened_pipeline() -> Pipeline:
+    """The default policy's detector: the fast layers, then the semantic layer behind the
+    lexical screen (:mod:`gateway.detection.screen`)."""
+    check = build_check("injection_semantic", {"preload": False, "screen": True})
+    screened = Rule("injection_semantic", "injection_semantic", check, timeout_s=600)
+    return Pipeline(Stage.INPUT, [*fast_pipeline().rules, screened])
+
+
 def semantic_pipeline() -> Pipeline:
     check = build_check("injection_semantic", {"preload": False})
     return Pipeline(Stage.INPUT, [Rule("semantic", "injection_semantic", check, timeout_s=600)])
@@ -383,6 +391,29 @@ def load_test() -> list[Row]:
 
 def clear_caches() -> None:
     analyse.cache_clear()
+
+
+def screened_share_table(
+    report: Report, pipeline: Pipeline, rows: list[Row], fast_blocked: list[bool]
+) -> None:
+    """How much traffic the screened semantic layer is asked about: the texts the fast layers
+    pass and the screen lets through (the rest never pay for MiniLM)."""
+    from gateway.checks.injection_semantic import InjectionSemantic
+
+    check = pipeline.rules[-1].check
+    assert isinstance(check, InjectionSemantic)
+    table = []
+    for label, name in ((0, "benign"), (1, "attacks")):
+        asked = Tally()
+        for r, b in zip(rows, fast_blocked, strict=True):
+            if r.label == label:
+                asked.add(not b and check.asks(r.text))
+        table.append([name, str(asked.n), pct(asked.rate)])
+    report.table(
+        "Default policy: texts the screened semantic layer is asked about (test split)",
+        ["texts", "n", "asked (MiniLM run)"],
+        table,
+    )
 
 
 def lofo_table(

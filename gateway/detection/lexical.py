@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 
@@ -44,6 +45,8 @@ MAX_SPAN = 32
 FORMAT = 2
 """Version of the saved head: 2 is the occurrence norm (1, sublinear tf and l2, is refused)."""
 _PIECE_CACHE = 65_536
+_RECENT = 64
+"""Texts whose :meth:`LexicalHead.best` is kept (a request's views, a few requests)."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -101,6 +104,9 @@ class LexicalHead:
     square: FloatArray = field(init=False, repr=False)
     """Per feature occurrence: ``idf ** 2`` (its share of the squared norm)."""
     cache: dict[str, tuple[float, float, tuple[str, ...]]] = field(init=False, repr=False)
+    recent: dict[str, tuple[float, str]] = field(init=False, repr=False)
+    """The last texts' :meth:`best`: the lexical check and the semantic layer's screen both ask
+    about every view of a request, and share one head (:func:`load_lexical`)."""
 
     def __post_init__(self) -> None:
         idf = self.idf.astype(np.float64)
@@ -108,6 +114,7 @@ class LexicalHead:
         object.__setattr__(self, "weight", idf * self.coef.astype(np.float64))
         object.__setattr__(self, "square", idf * idf)
         object.__setattr__(self, "cache", {})
+        object.__setattr__(self, "recent", {})
 
     def score(self, text: str) -> float:
         """Highest P(attack) over the text's runs of pieces."""
@@ -115,6 +122,15 @@ class LexicalHead:
 
     def best(self, text: str) -> tuple[float, str]:
         """The highest P(attack) over the text's runs, and that run."""
+        hit = self.recent.get(text)
+        if hit is None:
+            hit = self._best(text)
+            if len(self.recent) >= _RECENT:
+                del self.recent[next(iter(self.recent))]  # the oldest
+            self.recent[text] = hit
+        return hit
+
+    def _best(self, text: str) -> tuple[float, str]:
         pieces = text.split()
         if not pieces:
             return _sigmoid(self.intercept), text
@@ -193,6 +209,13 @@ def _sigmoid(logit: float) -> float:
 
 
 def load_lexical(path: Path) -> LexicalHead:
+    """The head in ``path``: one instance per file version, shared by the checks that read it."""
+    stat = path.stat()
+    return _load_lexical(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load_lexical(path: Path, mtime_ns: int, size: int) -> LexicalHead:
     with np.load(path) as data:
         names = tuple(data["features"].tobytes().decode("utf-8").split("\n"))
         found = int(data["format"]) if "format" in data.files else 1

@@ -13,6 +13,7 @@ SIGNATURES = DATA_DIR / "signatures.yaml"
 HEAD = DATA_DIR / "semantic_head.npz"
 GIBBERISH = DATA_DIR / "gibberish.npz"
 LEXICAL = DATA_DIR / "lexical_head.npz"
+SCREEN = DATA_DIR / "screen.json"
 BENIGN = DATA_DIR / "benign.yaml"
 
 

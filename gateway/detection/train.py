@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol
@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 import numpy as np
 import typer
 
-from gateway.detection import datasets, gibberish, lexical, suffix_data
+from gateway.detection import datasets, gibberish, lexical, screen_calibration, suffix_data
 from gateway.detection.embeddings_cache import embed_cached
 from gateway.detection.lexical import LexicalHead
-from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, cache_dir
-from gateway.detection.semantic import Head, default_embedder
+from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, SCREEN, cache_dir
+from gateway.detection.screen import file_sha256
+from gateway.detection.semantic import Head, SemanticScorer, default_embedder
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -139,42 +140,80 @@ def occurrence_normalised(vectorizer: TfidfVectorizer, texts: list[str]) -> csr_
 def fit_lexical(
     rows: list[datasets.Row], extra_benign: list[str], rounds: int = MINING_ROUNDS
 ) -> LexicalHead:
+    """The head of :func:`fit_lexical_oof`."""
+    return fit_lexical_oof(rows, extra_benign, rounds).head
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalFit:
+    head: LexicalHead
+    oof: dict[int, float]
+    """Out-of-fold score of every one of ``rows`` (by index), attacks and benign."""
+
+
+def fit_lexical_oof(
+    rows: list[datasets.Row], extra_benign: list[str], rounds: int = MINING_ROUNDS
+) -> LexicalFit:
     """TF-IDF (:func:`.lexical.features`, occurrence norm) + logistic regression on ``rows``
     and the extra benign texts, then ``rounds`` of mining runs of words (the head scores every
     run, so what it learns from whole texts must hold for their runs): the highest-scoring run
     of every benign text, when above 0.5, is added as a benign row (a fragment of benign text
     is benign), and the highest-scoring run of every attack as an attack row (the part of the
-    attack that carries it); then the model is refitted. Threshold: the 99.5th percentile of
-    benign ``rows``' scores, 4-fold out of fold, each text held out with the runs mined from
-    it (a fold that trained on a text's run would score the text too low)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    attack that carries it); then the model is refitted. Every row is also scored 4-fold out of
+    fold, each text held out with the runs mined from it (a fold that trained on a text's run
+    would score the text too low); the threshold is the benign rows' 99.5th percentile."""
+    from scipy.sparse import vstack
 
     texts = [r.text for r in rows] + extra_benign
     labels = [r.label for r in rows] + [0] * len(extra_benign)
-    vectorizer = TfidfVectorizer(
-        analyzer=lexical.features,
-        min_df=2,
-        sublinear_tf=False,
-        norm=None,
-        max_features=LEXICAL_FEATURES,
-    ).fit(texts)
+    vectorizer = lexical_vectorizer(texts)
+    fit = partial(_fit_lexical_head, vectorizer, tuple(vectorizer.get_feature_names_out().tolist()))
+    x = occurrence_normalised(vectorizer, texts)  # one row per text, each transformed once
     originals = list(enumerate(texts))
     groups = list(range(len(texts)))  # a mined run's group is the text it came from
-    head = _fit_lexical_head(vectorizer, texts, labels)
+    head = fit(x, labels)
     for _ in range(rounds):
         mined = [
             (g, run) for g, t in originals if (run := _mined_run(head, t, labels[g])) is not None
         ]
         texts = texts + [run for _, run in mined]
+        if mined:  # (the vectorizer refuses an empty list)
+            x = vstack([x, occurrence_normalised(vectorizer, [run for _, run in mined])], "csr")
         labels = labels + [labels[g] for g, _ in mined]
         groups = groups + [g for g, _ in mined]
-        head = _fit_lexical_head(vectorizer, texts, labels)
-    calibration = [i for i, r in enumerate(rows) if r.label == 0]
+        head = fit(x, labels)
     oof = out_of_fold_scores(
-        texts, labels, groups, calibration, partial(_fit_lexical_head, vectorizer)
+        texts,
+        labels,
+        groups,
+        list(range(len(rows))),
+        lambda idx: fit(x[idx], [labels[i] for i in idx]),
     )
-    threshold = float(np.quantile(list(oof.values()), 0.995)) if oof else 0.5
-    return replace(head, threshold=min(max(threshold, 0.5), 0.99))
+    benign = [s for i, s in oof.items() if rows[i].label == 0]
+    threshold = float(np.quantile(benign, 0.995)) if benign else 0.5
+    return LexicalFit(replace(head, threshold=min(max(threshold, 0.5), 0.99)), oof)
+
+
+def lexical_vectorizer(texts: list[str], limit: int = LEXICAL_FEATURES) -> TfidfVectorizer:
+    """TF-IDF (no norm) over :func:`.lexical.features` of ``texts``, restricted to the ``limit``
+    most frequent features seen in at least two texts, ties broken by name. (scikit-learn's own
+    ``max_features`` ranks ties with an unstable sort whose order follows the numpy build and
+    the CPU: the head it made was not the same on another machine.)"""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    # (a callable analyzer is never lowercased: lowercase=False only says so)
+    counter = CountVectorizer(analyzer=lexical.features, min_df=2, lowercase=False)
+    counts = np.asarray(counter.fit_transform(texts).sum(axis=0)).ravel()
+    names = counter.get_feature_names_out()
+    top = np.lexsort((names, -counts))[:limit]  # most frequent first, then by name
+    vocabulary = sorted(names[top].tolist())
+    return TfidfVectorizer(
+        analyzer=lexical.features,
+        vocabulary=vocabulary,
+        lowercase=False,
+        sublinear_tf=False,
+        norm=None,
+    ).fit(texts)
 
 
 class _Scorer(Protocol):
@@ -186,19 +225,19 @@ def out_of_fold_scores(
     labels: list[int],
     groups: list[int],
     rows: list[int],
-    fit: Callable[[list[str], list[int]], _Scorer],
+    fit: Callable[[list[int]], _Scorer],
     folds: int = 4,
 ) -> dict[int, float]:
-    """The score of each text in ``rows`` by a model ``fit`` on the folds that hold neither it
-    nor any text of its group (stratified group k-fold, seeded): a text's mined runs share its
-    group, so no fold scores a text after training on a piece of it."""
+    """The score of each text in ``rows`` by a model ``fit`` on the indices of the folds that
+    hold neither it nor any text of its group (stratified group k-fold, seeded): a text's mined
+    runs share its group, so no fold scores a text after training on a piece of it."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     wanted = set(rows)
     oof: dict[int, float] = {}
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=SEED)
     for train_idx, held_idx in splitter.split(texts, labels, groups):
-        model = fit([texts[i] for i in train_idx], [labels[i] for i in train_idx])
+        model = fit(train_idx.tolist())
         oof |= {i: model.score(texts[i]) for i in held_idx.tolist() if i in wanted}
     return oof
 
@@ -213,14 +252,16 @@ def _mined_run(head: LexicalHead, text: str, label: int) -> str | None:
 
 
 def _fit_lexical_head(
-    vectorizer: TfidfVectorizer, texts: list[str], labels: list[int]
+    vectorizer: TfidfVectorizer, names: tuple[str, ...], x: csr_matrix, labels: list[int]
 ) -> LexicalHead:
+    """Logistic regression on rows ``x`` (:func:`occurrence_normalised`, ``vectorizer``'s
+    features ``names``)."""
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=8.0, max_iter=3000, class_weight={0: 2.0, 1: 1.0})
-    clf.fit(occurrence_normalised(vectorizer, texts), np.array(labels))
+    clf.fit(x, np.array(labels))
     return LexicalHead(
-        tuple(vectorizer.get_feature_names_out().tolist()),
+        names,
         vectorizer.idf_.astype(np.float32),
         clf.coef_[0].astype(np.float32),
         float(clf.intercept_[0]),
@@ -289,13 +330,62 @@ def train_head(
     )
 
 
+@app.command("screen")
+def train_screen(
+    share: Annotated[
+        float | None,
+        typer.Option(help="share of benign traffic screened (default: the best on train rows)"),
+    ] = None,
+    budget: Annotated[
+        float, typer.Option(help="share of benign traffic the screened layer may block")
+    ] = screen_calibration.BUDGET,
+    per_group: Annotated[int, typer.Option(help="the semantic head's --per-group")] = 600,
+    out: Path = SCREEN,
+) -> None:
+    """Calibrate the semantic layer's lexical screen for the bundled heads, on train rows the
+    semantic head did not see, scored out of fold by the lexical head (refitted: minutes)."""
+    _ensure_corpus()
+    rows = [r for r in datasets.load() if r.split == "train"]
+    fit = fit_lexical_oof(rows + padded_attacks(rows), lexical_extra_benign())
+    _same_head(fit.head, LEXICAL)
+    seen = {r.text for r in sample(rows, per_group)}
+    held = [i for i, r in enumerate(rows) if r.text not in seen]
+    scorer = SemanticScorer(HEAD)
+
+    def semantic(text: str) -> float:  # as the screened check judges a text
+        return scorer.score([text])[0].score
+
+    table = screen_calibration.tabulate(
+        rows, held, fit.oof, fit.head.threshold, semantic, budget, share
+    )
+    typer.echo(table.markdown)
+    table.screen(file_sha256(LEXICAL), file_sha256(HEAD)).save(out)
+    typer.echo(f"screen: {table.chosen} -> {out}")
+
+
+def _same_head(head: LexicalHead, path: Path) -> None:
+    """The screen reads ``path``'s scores: it must be the head the train split makes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        made = Path(tmp) / "lexical_head.npz"
+        head.save(made)
+        if file_sha256(made) != file_sha256(path):
+            raise typer.BadParameter(
+                f"{path} is not the head the train split makes: retrain it first "
+                "(python -m gateway.detection.train lexical)"
+            )
+
+
 @app.callback(invoke_without_command=True)
 def train(ctx: typer.Context) -> None:
-    """Train the gibberish model, the lexical head and the semantic head from the train split."""
+    """Train the gibberish model, the lexical head, the semantic head and the screen between
+    them, from the train split."""
     if ctx.invoked_subcommand is None:
         train_gibberish()
         train_lexical()
         train_head()
+        train_screen()
 
 
 def _ensure_corpus() -> None:

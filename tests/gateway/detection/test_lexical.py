@@ -136,6 +136,28 @@ def test_save_and_load_keep_the_scores(tmp_path: Path) -> None:
         assert again.score(text) == pytest.approx(head.score(text), abs=1e-5)
 
 
+def test_checks_reading_one_file_share_a_head_until_the_file_changes(tmp_path: Path) -> None:
+    _, _, head = _sklearn_head()
+    path = tmp_path / "h.npz"
+    head.save(path)
+    first = load_lexical(path)
+    assert load_lexical(path) is first  # the lexical check and the screen: one head
+    from dataclasses import replace
+
+    replace(head, threshold=0.75).save(path)  # a retrained head promoted in place
+    assert load_lexical(path) is not first
+    assert load_lexical(path).threshold == 0.75
+
+
+def test_best_is_remembered_for_recent_texts_only() -> None:
+    _, _, head = _sklearn_head()
+    assert head.best(ATTACKS[0]) == head.best(ATTACKS[0])
+    for i in range(200):
+        head.best(f"text number {i}")
+    assert len(head.recent) <= 64 and ATTACKS[0] not in head.recent
+    assert head.best(ATTACKS[0])[0] == pytest.approx(head._best(ATTACKS[0])[0])
+
+
 def test_a_head_saved_in_the_old_format_is_refused_with_how_to_retrain(tmp_path: Path) -> None:
     _, _, head = _sklearn_head()
     head.save(tmp_path / "h.npz")

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.detection.train import out_of_fold_scores
+from gateway.detection import lexical
+from gateway.detection.train import lexical_vectorizer, out_of_fold_scores
 
 
 @dataclass
@@ -16,8 +18,9 @@ class _Recall:
         return float(any(s in text for s in self.seen))
 
 
-def _fit(texts: list[str], labels: list[int]) -> _Recall:
-    return _Recall(frozenset(texts))
+def _fitter(texts: list[str]) -> Callable[[list[int]], _Recall]:
+    """Fits on the texts at the indices given (as ``fit_lexical`` fits on rows of its matrix)."""
+    return lambda idx: _Recall(frozenset(texts[i] for i in idx))
 
 
 def _texts_then_runs(n: int) -> tuple[list[str], list[int], list[int]]:
@@ -31,7 +34,7 @@ def _texts_then_runs(n: int) -> tuple[list[str], list[int], list[int]]:
 
 def test_every_row_is_scored_by_a_fold_that_saw_neither_it_nor_its_runs() -> None:
     texts, labels, groups = _texts_then_runs(40)
-    oof = out_of_fold_scores(texts, labels, groups, list(range(40)), _fit)
+    oof = out_of_fold_scores(texts, labels, groups, list(range(40)), _fitter(texts))
     assert sorted(oof) == list(range(40))
     assert set(oof.values()) == {0.0}
 
@@ -39,11 +42,35 @@ def test_every_row_is_scored_by_a_fold_that_saw_neither_it_nor_its_runs() -> Non
 def test_without_groups_a_fold_would_have_trained_on_the_runs() -> None:
     # the same texts with every row its own group: the check above has something to catch
     texts, labels, _ = _texts_then_runs(40)
-    oof = out_of_fold_scores(texts, labels, list(range(80)), list(range(40)), _fit)
+    oof = out_of_fold_scores(texts, labels, list(range(80)), list(range(40)), _fitter(texts))
     assert 1.0 in set(oof.values())
 
 
 def test_only_the_rows_asked_for_are_scored() -> None:
     texts, labels, groups = _texts_then_runs(40)
-    oof = out_of_fold_scores(texts, labels, groups, [0, 1, 2], _fit)
+    oof = out_of_fold_scores(texts, labels, groups, [0, 1, 2], _fitter(texts))
     assert sorted(oof) == [0, 1, 2]
+
+
+def test_the_lexical_features_do_not_depend_on_the_order_of_the_texts() -> None:
+    # many features tie on frequency at the cut; scikit-learn's own max_features ranked ties
+    # with an unstable sort, so the head changed with the numpy build and the machine
+    texts = [f"alpha beta {w} gamma" for w in ("delta", "epsilon", "zeta", "eta", "theta")] * 2
+    texts += ["unique words only once"]
+    picked = lexical_vectorizer(texts, limit=40).get_feature_names_out().tolist()
+    for shift in range(1, len(texts)):
+        again = lexical_vectorizer(texts[shift:] + texts[:shift], limit=40)
+        assert again.get_feature_names_out().tolist() == picked
+
+
+def test_the_most_frequent_features_are_kept_then_ties_by_name() -> None:
+    texts = ["common common rare", "common common other", "rare other"]
+    full = lexical_vectorizer(texts, limit=10_000).get_feature_names_out().tolist()
+    kept = lexical_vectorizer(texts, limit=3).get_feature_names_out().tolist()
+    counts = {name: sum(lexical.features(t).count(name) for t in texts) for name in full}
+    cut = min(counts[n] for n in kept)
+    assert all(counts[n] <= cut for n in full if n not in kept)
+    tied = sorted(n for n in full if counts[n] == cut)
+    assert [n for n in kept if counts[n] == cut] == tied[
+        : len([n for n in kept if counts[n] == cut])
+    ]

@@ -1,0 +1,120 @@
+"""The screen's calibration: the screened share of benign texts, and a semantic threshold that
+blocks no more of them than the budget allows."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.detection.datasets import Row
+from gateway.detection.screen_calibration import calibrate, tabulate
+
+
+def _benign(n: int) -> list[float]:
+    return [i / n for i in range(n)]  # lexical scores 0.00 .. 0.99
+
+
+def test_the_screen_is_the_quantile_that_screens_the_share() -> None:
+    lex = _benign(100)
+    semantic = {i: 0.0 for i in range(100)}
+    screen, _ = calibrate(lex, semantic, lexical_threshold=1.0, share=0.10, budget=0.0)
+    assert sum(s >= screen for s in lex) == 10
+
+
+def test_the_threshold_blocks_at_most_the_budget_of_all_benign_texts() -> None:
+    lex = _benign(1000)
+    # the screened texts' semantic scores, all distinct and high
+    semantic = {i: 0.6 + (i - 900) / 500 for i in range(900, 1000)}
+    screen, threshold = calibrate(lex, semantic, lexical_threshold=1.0, share=0.10, budget=0.005)
+    screened = [i for i, s in enumerate(lex) if s >= screen]
+    blocked = [i for i in screened if semantic[i] >= threshold]
+    assert len(blocked) == 5  # 0.5% of 1000
+    assert all(semantic[i] < threshold for i in screened if i not in blocked)
+
+
+def test_texts_the_lexical_head_blocks_itself_do_not_spend_the_budget() -> None:
+    lex = _benign(1000)
+    semantic = {i: 0.9 if i >= 990 else 0.6 + (i - 900) / 500 for i in range(900, 1000)}
+    # the ten texts at or above 0.99 are the lexical head's: their 0.9 must not set the threshold
+    _, threshold = calibrate(lex, semantic, lexical_threshold=0.99, share=0.10, budget=0.005)
+    assert threshold < 0.9
+
+
+def test_the_threshold_is_never_below_one_half() -> None:
+    lex = _benign(100)
+    semantic = {i: 0.1 for i in range(100)}
+    assert calibrate(lex, semantic, 1.0, share=0.10, budget=0.0)[1] == 0.5
+
+
+def test_a_screened_text_without_a_semantic_score_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no semantic score"):
+        calibrate(_benign(100), {}, 1.0, share=0.10, budget=0.0)
+
+
+def _row(text: str, label: int) -> Row:
+    return Row(text, label, "test", "s-labs" if label else "benign", "train")
+
+
+def test_tabulate_reports_what_the_screen_buys_on_held_out_attacks() -> None:
+    benign = [_row(f"benign {i}", 0) for i in range(200)]
+    attacks = [_row(f"attack {i}", 1) for i in range(20)]
+    rows = benign + attacks
+    # lexical: benign spread 0..0.995; attacks at 0.97 (screened at a 5% share, under the
+    # lexical threshold of 0.999): only the semantic score can tell them apart
+    oof = {i: i / 200 for i in range(200)} | {200 + i: 0.97 for i in range(20)}
+    asked: list[str] = []
+
+    def semantic(text: str) -> float:
+        asked.append(text)
+        return 0.95 if text.startswith("attack") else 0.55
+
+    table = tabulate(rows, list(range(220)), oof, 0.999, semantic, budget=0.0, share=0.05)
+    assert table.threshold > 0.55
+    assert table.share == 0.05 and table.benign_rows == 200
+    assert "| 5.0% (chosen) |" in table.markdown
+    chosen = next(line for line in table.markdown.splitlines() if "(chosen)" in line)
+    assert chosen.endswith("| 100.00% |")  # every attack caught through the screen
+    # only texts near the widest screen tried (5% of benign) are embedded, attacks included
+    assert "benign 0" not in asked and "attack 0" in asked
+    assert len(asked) <= 0.05 * 200 + 1 + 20
+
+
+def test_without_a_share_the_one_that_detects_most_is_chosen() -> None:
+    # the benign texts just below the top 0.5% of lexical scores look like attacks to the
+    # semantic head too: a wider screen takes them in, and the budget then forces its threshold
+    # above the attacks' 0.9
+    benign = [_row(f"benign {i}", 0) for i in range(1000)]
+    attacks = [_row(f"attack {i}", 1) for i in range(20)]
+    oof = {i: i / 1000 for i in range(1000)} | {1000 + i: 0.995 for i in range(20)}
+
+    def semantic(text: str) -> float:
+        if text.startswith("attack"):
+            return 0.9
+        return min(1.0, 0.5 + 5 * (1000 - int(text.split()[1])) / 1000)  # 0.5 at the top
+
+    table = tabulate(benign + attacks, list(range(1020)), oof, 0.999, semantic, budget=0.001)
+    assert table.share == 0.005
+    assert "| 0.5% (chosen) |" in table.markdown
+
+
+def test_a_share_whose_capped_threshold_overspends_the_budget_is_never_chosen() -> None:
+    # from the 1% screen on, seven benign texts score 1.0: the threshold is capped at 0.99 and
+    # blocks them all (0.7% > 0.2%), though those shares catch the attacks the 0.5% one misses
+    benign = [_row(f"benign {i}", 0) for i in range(1000)]
+    attacks = [_row(f"attack {i}", 1) for i in range(20)]
+    oof = {i: i / 1000 for i in range(1000)} | {1000 + i: 0.992 for i in range(20)}
+    high = {f"benign {i}" for i in (*range(990, 995), 997, 998)}
+
+    def semantic(text: str) -> float:
+        return 1.0 if text in high or text.startswith("attack") else 0.0
+
+    table = tabulate(benign + attacks, list(range(1020)), oof, 0.999, semantic, budget=0.002)
+    assert table.share == 0.005
+    wider = next(line for line in table.markdown.splitlines() if line.startswith("| 1.0% |"))
+    assert wider.endswith("| 0.990 | 0.90% | 0.70% | 100.00% |")
+
+
+def test_when_no_share_keeps_within_the_budget_it_is_an_error() -> None:
+    benign = [_row(f"benign {i}", 0) for i in range(1000)]
+    oof = {i: i / 1000 for i in range(1000)}
+    with pytest.raises(ValueError, match="no share"):
+        tabulate(benign, list(range(1000)), oof, 0.999, lambda _: 1.0, budget=0.002)
