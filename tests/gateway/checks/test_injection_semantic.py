@@ -88,3 +88,14 @@ def test_without_the_model_stack_the_check_fails_at_load(monkeypatch: pytest.Mon
     )
     with pytest.raises(ConfigError, match=r"sentence_transformers.*'semantic' extra"):
         build_check("injection_semantic", {"screen": True})
+
+
+def test_a_model_that_cannot_load_fails_with_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.detection.semantic import Embedder
+
+    def no_model(self: Embedder) -> None:
+        raise OSError("no such model")
+
+    monkeypatch.setattr(Embedder, "_load", no_model)
+    with pytest.raises(ConfigError, match="cannot load its model: no such model"):
+        build_check("injection_semantic", {"screen": True})
