@@ -108,7 +108,7 @@ def _default_policy(
     blocked = classify([r.text for r in rows])
     name = "Default policy (fast layers + screened semantic)"
     ev.detection_tables(out, name, rows, blocked)
-    ev.screened_share_table(out, pipeline, rows, fast_blocked)
+    ev.screened_share_table(out, check, rows, fast_blocked)
     detected = [r.text for r, b in zip(rows, blocked, strict=True) if b and r.label == 1]
     ev.padding_table(out, "Default policy", classify, detected)
     ev.technical_table(out, "Default policy", classify)

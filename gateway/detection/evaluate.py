@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from gateway.detection.paths import cache_dir
 from gateway.detection.views import analyse
 from gateway.openai_api import Endpoint, Segment
 from gateway.pipeline import CheckContext, Pipeline, Rule, Stage
+
+if TYPE_CHECKING:
+    from gateway.checks.injection_semantic import InjectionSemantic
 
 CTX = CheckContext(Endpoint.CHAT, "eval", Stage.INPUT)
 FAST_CHECKS = (
@@ -394,14 +398,10 @@ def clear_caches() -> None:
 
 
 def screened_share_table(
-    report: Report, pipeline: Pipeline, rows: list[Row], fast_blocked: list[bool]
+    report: Report, check: InjectionSemantic, rows: list[Row], fast_blocked: list[bool]
 ) -> None:
     """How much traffic the screened semantic layer is asked about: the texts the fast layers
     pass and the screen lets through (the rest never pay for MiniLM)."""
-    from gateway.checks.injection_semantic import InjectionSemantic
-
-    check = pipeline.rules[-1].check
-    assert isinstance(check, InjectionSemantic)
     table = []
     for label, name in ((0, "benign"), (1, "attacks")):
         asked = Tally()

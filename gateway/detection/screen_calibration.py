@@ -105,8 +105,8 @@ def tabulate(
     sem_b = {k: sem[i] for k, i in enumerate(benign) if i in sem}
     lines = [
         f"Held-out train rows: {len(benign)} benign, {len(attacks)} attacks; lexical head alone: "
-        f"{_rate(attacks, lambda i: oof[i] >= lexical_threshold)} of attacks, "
-        f"{_rate(benign, lambda i: oof[i] >= lexical_threshold)} of benign blocked.",
+        f"{_share(attacks, lambda i: oof[i] >= lexical_threshold):.2%} of attacks, "
+        f"{_share(benign, lambda i: oof[i] >= lexical_threshold):.2%} of benign blocked.",
         "",
         "| share screened | screen | semantic threshold | benign screened | benign blocked "
         "by the screen | attacks detected (lexical + screen) |",
@@ -172,18 +172,15 @@ def _option(
     def screened_out(i: int) -> bool:
         return gray(i) and sem[i] >= threshold
 
-    def mean(hits: list[bool]) -> float:
-        return sum(hits) / max(len(hits), 1)
-
     return Option(
         share,
         screen,
         threshold,
-        mean([gray(i) for i in benign]),
-        mean([screened_out(i) for i in benign]),
-        mean([oof[i] >= lexical_threshold or screened_out(i) for i in attacks]),
+        _share(benign, gray),
+        _share(benign, screened_out),
+        _share(attacks, lambda i: oof[i] >= lexical_threshold or screened_out(i)),
     )
 
 
-def _rate(indices: list[int], hit: Callable[[int], bool]) -> str:
-    return f"{sum(bool(hit(i)) for i in indices) / max(len(indices), 1):.2%}"
+def _share(indices: list[int], hit: Callable[[int], bool]) -> float:
+    return sum(map(hit, indices)) / max(len(indices), 1)

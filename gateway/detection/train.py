@@ -140,19 +140,24 @@ def occurrence_normalised(vectorizer: TfidfVectorizer, texts: list[str]) -> csr_
 def fit_lexical(
     rows: list[datasets.Row], extra_benign: list[str], rounds: int = MINING_ROUNDS
 ) -> LexicalHead:
-    """The head of :func:`fit_lexical_oof`."""
-    return fit_lexical_oof(rows, extra_benign, rounds).head
+    """The head of :func:`fit_lexical_oof`, scoring out of fold only the benign rows (all its
+    threshold needs)."""
+    return fit_lexical_oof(rows, extra_benign, rounds, attacks_too=False).head
 
 
 @dataclass(frozen=True, slots=True)
 class LexicalFit:
     head: LexicalHead
     oof: dict[int, float]
-    """Out-of-fold score of every one of ``rows`` (by index), attacks and benign."""
+    """Out-of-fold score of ``rows`` by index: every one, or with ``attacks_too=False`` only the
+    benign ones."""
 
 
 def fit_lexical_oof(
-    rows: list[datasets.Row], extra_benign: list[str], rounds: int = MINING_ROUNDS
+    rows: list[datasets.Row],
+    extra_benign: list[str],
+    rounds: int = MINING_ROUNDS,
+    attacks_too: bool = True,
 ) -> LexicalFit:
     """TF-IDF (:func:`.lexical.features`, occurrence norm) + logistic regression on ``rows``
     and the extra benign texts, then ``rounds`` of mining runs of words (the head scores every
@@ -186,7 +191,7 @@ def fit_lexical_oof(
         texts,
         labels,
         groups,
-        list(range(len(rows))),
+        [i for i, r in enumerate(rows) if attacks_too or r.label == 0],
         lambda idx: fit(x[idx], [labels[i] for i in idx]),
     )
     benign = [s for i, s in oof.items() if rows[i].label == 0]
@@ -297,13 +302,22 @@ def fit_lexical_padded(rows: list[datasets.Row]) -> LexicalHead:
     return fit_lexical(rows + padded_attacks(rows), lexical_extra_benign())
 
 
+@cache
+def bundled_lexical_fit() -> tuple[list[datasets.Row], LexicalFit]:
+    """The train split's rows, and the bundled lexical head's fit on them (as
+    :func:`fit_lexical_padded`) with every row scored out of fold: minutes, so once per process
+    (``train`` runs ``lexical`` and then ``screen``, which both need it)."""
+    _ensure_corpus()
+    rows = [r for r in datasets.load() if r.split == "train"]
+    return rows, fit_lexical_oof(rows + padded_attacks(rows), lexical_extra_benign())
+
+
 @app.command("lexical")
 def train_lexical(out: Path = LEXICAL) -> None:
     """Train only the lexical head (the whole train split and padded copies of half its attacks,
     plus stdlib code and identifiers as benign)."""
-    _ensure_corpus()
-    rows = [r for r in datasets.load() if r.split == "train"]
-    head = fit_lexical_padded(rows)
+    rows, fit = bundled_lexical_fit()
+    head = fit.head
     head.save(out)
     n_attack = sum(r.label for r in rows)
     typer.echo(
@@ -343,10 +357,9 @@ def train_screen(
     out: Path = SCREEN,
 ) -> None:
     """Calibrate the semantic layer's lexical screen for the bundled heads, on train rows the
-    semantic head did not see, scored out of fold by the lexical head (refitted: minutes)."""
-    _ensure_corpus()
-    rows = [r for r in datasets.load() if r.split == "train"]
-    fit = fit_lexical_oof(rows + padded_attacks(rows), lexical_extra_benign())
+    semantic head did not see, scored out of fold by the lexical head (refitted, minutes, unless
+    this process just trained it)."""
+    rows, fit = bundled_lexical_fit()
     _same_head(fit.head, LEXICAL)
     seen = {r.text for r in sample(rows, per_group)}
     held = [i for i, r in enumerate(rows) if r.text not in seen]
