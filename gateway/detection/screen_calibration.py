@@ -1,54 +1,105 @@
-"""Calibrating the lexical screen (:mod:`.screen`) on the train split.
+"""Fitting and calibrating the lexical screen (:mod:`.screen`) on the train split.
 
-Both heads' scores come from train rows neither head was fitted on: the lexical head's are out
-of fold (:func:`.train.fit_lexical_oof`), the semantic head's are of rows outside its seeded
-training sample. Only the texts near the screen are embedded (minutes, not an hour).
+The screen's head is trained on the train rows the lexical head is unsure of: those whose
+out-of-fold lexical score (:func:`.train.fit_lexical_oof`) is at or above the benign rows'
+``1 - ZONE`` quantile and under the lexical threshold. Its threshold and the share of traffic
+screened are chosen on its own out-of-fold probabilities of those rows, so no figure here comes
+from a text a model was fitted on. Only the rows in the zone are embedded (minutes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from gateway.detection.datasets import Row
 from gateway.detection.screen import Screen
+from gateway.detection.semantic import FloatArray
 
 BUDGET = 0.002
 """Benign traffic the screened layer may block: 0.2 points on top of the fast layers."""
-SHARES = (0.005, 0.01, 0.02, 0.03, 0.05)
-"""The shares of benign traffic tried (at most 5%, so a benign request's p95 stays the fast
-path). A wider screen is not better by itself: it takes in benign texts the semantic head also
-scores high, and the budget then forces its threshold up."""
+SHARES = (0.005, 0.01, 0.02, 0.03)
+"""The shares of benign traffic tried. At most 3%: a benign request's p95 stays the fast path
+only while well under 5% of texts pay for MiniLM."""
+MIN_GAIN = 1.0
+"""A wider share is chosen only if it detects at least this many more points of attacks per
+point of benign traffic it adds to the screen: every screened text pays for MiniLM (about
+200 ms), and long benign documents reach a lower screen first (the more runs a text has, the
+higher its best one scores)."""
+ZONE = 0.10
+"""The head is trained on the rows at or above the benign 90th percentile of lexical scores:
+wider than any share tried, so each share's texts are inside what it learned from."""
+C = 1.0
+FOLDS = 5
+SEED = 0
+
+
+def zone(rows: Sequence[Row], oof: dict[int, float], lexical_threshold: float) -> list[int]:
+    """The rows the screen's head is trained on (by index; ``oof``: lexical out-of-fold scores)."""
+    benign = [oof[i] for i, r in enumerate(rows) if r.label == 0]
+    if not benign:
+        raise ValueError("no benign texts to calibrate the screen on")
+    low = float(np.quantile(benign, 1.0 - ZONE))
+    return [i for i in range(len(rows)) if low <= oof[i] < lexical_threshold]
+
+
+def _classifier() -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
+
+
+def fit_head(x: FloatArray, y: Sequence[int]) -> tuple[list[float], float]:
+    """The screen's logistic regression on features ``x`` (:func:`.screen.features`)."""
+    clf = _classifier()
+    clf.fit(x, np.asarray(y))
+    return [float(c) for c in clf.coef_[0]], float(clf.intercept_[0])
+
+
+def out_of_fold(x: FloatArray, y: Sequence[int]) -> FloatArray:
+    """Each row's probability from the head fitted on the other folds (stratified, seeded)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(y)
+    out = np.zeros(len(labels), dtype=np.float64)
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
+    for train_idx, held_idx in folds.split(x, labels):
+        clf = _classifier()
+        clf.fit(x[train_idx], labels[train_idx])
+        out[held_idx] = clf.predict_proba(x[held_idx])[:, 1]
+    result: FloatArray = out.astype(np.float32)
+    return result
 
 
 def calibrate(
     lexical: Sequence[float],
-    semantic: dict[int, float],
+    gray: dict[int, float],
     lexical_threshold: float,
     share: float,
     budget: float,
 ) -> tuple[float, float]:
     """``(screen, threshold)`` from held-out benign texts: ``lexical`` holds every text's
-    lexical score; ``semantic`` the semantic scores, by index, of (at least) the texts screened.
+    lexical score; ``gray`` the head's out-of-fold probabilities, by index, of (at least) the
+    texts screened.
 
     ``screen`` is the ``1 - share`` quantile of the lexical scores. ``threshold`` is the lowest
-    semantic threshold (scores at or above it block) that blocks at most ``budget`` of all the
-    texts among those screened and not already blocked by the lexical head; at least 0.5."""
+    probability (at or above it blocks) that blocks at most ``budget`` of all the texts among
+    those screened and not already blocked by the lexical head; at least 0.5."""
     lex = np.asarray(lexical, dtype=np.float64)
     if not len(lex):
         raise ValueError("no benign texts to calibrate the screen on")
     screen = float(np.quantile(lex, 1.0 - share))
-    gray = [i for i, s in enumerate(lex) if screen <= s < lexical_threshold]
-    missing = [i for i in gray if i not in semantic]
+    screened = [i for i, s in enumerate(lex) if screen <= s < lexical_threshold]
+    missing = [i for i in screened if i not in gray]
     if missing:
-        raise ValueError(f"{len(missing)} screened texts have no semantic score")
-    scores = sorted((semantic[i] for i in gray), reverse=True)
+        raise ValueError(f"{len(missing)} screened texts have no probability from the head")
+    scores = sorted((gray[i] for i in screened), reverse=True)
     allowed = int(np.floor(budget * len(lex)))
-    threshold = 0.5 if len(scores) <= allowed else float(np.nextafter(scores[allowed], 1.0))
-    return screen, min(max(threshold, 0.5), 0.99)
+    threshold = 0.5 if len(scores) <= allowed else float(np.nextafter(scores[allowed], 2.0))
+    return screen, min(max(threshold, 0.5), 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,78 +112,71 @@ class Calibration:
     budget: float
     benign_rows: int
 
-    def screen(self, lexical_sha256: str, semantic_sha256: str) -> Screen:
+    def screen(self, lexical_sha256: str, coef: list[float], intercept: float) -> Screen:
         return Screen(
             lexical_sha256=lexical_sha256,
-            semantic_sha256=semantic_sha256,
             screen=self.screen_at,
             threshold=self.threshold,
             share=self.share,
             budget=self.budget,
             benign_rows=self.benign_rows,
+            coef=coef,
+            intercept=intercept,
         )
 
     @property
     def chosen(self) -> str:
-        return f"lexical >= {self.screen_at:.3f}, then semantic >= {self.threshold:.3f}"
+        return f"lexical >= {self.screen_at:.3f}, then the screen's head >= {self.threshold:.3f}"
 
 
 def tabulate(
     rows: list[Row],
-    held: list[int],
     oof: dict[int, float],
     lexical_threshold: float,
-    semantic: Callable[[str], float],
+    gray: dict[int, float],
     budget: float,
     share: float | None = None,
 ) -> Calibration:
     """The screen for ``budget`` and ``share``, and a table of what each share costs and buys
-    on the ``held`` rows (held out of the semantic head; ``oof``: lexical out-of-fold scores;
-    ``semantic``: a text's semantic score). ``share`` None: of the shares in :data:`SHARES`
-    that keep within ``budget``, the one that detects the most held attacks (the smaller on a
-    tie)."""
-    from rich.progress import track
-
-    benign = [i for i in held if rows[i].label == 0]
-    attacks = [i for i in held if rows[i].label == 1]
+    on ``rows`` (``oof``: lexical out-of-fold scores; ``gray``: the screen head's out-of-fold
+    probabilities of the rows in its zone). ``share`` None: of the shares in :data:`SHARES`
+    that keep within ``budget``, from the smallest up, each wider one that buys at least
+    :data:`MIN_GAIN` points of attacks per point of traffic over the one chosen so far."""
+    benign = [i for i, r in enumerate(rows) if r.label == 0]
+    attacks = [i for i, r in enumerate(rows) if r.label == 1]
     lex_b = [oof[i] for i in benign]
+    gray_b = {k: gray[i] for k, i in enumerate(benign) if i in gray}
     shares = sorted({*SHARES, share} if share is not None else set(SHARES))
-    lowest = float(np.quantile(lex_b, 1.0 - max(shares)))
-    ask = [i for i in benign + attacks if lowest <= oof[i] < lexical_threshold]
-    sem = {
-        i: semantic(rows[i].text) for i in track(ask, description="semantic scores near the screen")
-    }
-    sem_b = {k: sem[i] for k, i in enumerate(benign) if i in sem}
     lines = [
-        f"Held-out train rows: {len(benign)} benign, {len(attacks)} attacks; lexical head alone: "
+        f"Train rows: {len(benign)} benign, {len(attacks)} attacks, {len(gray)} in the head's "
+        f"zone; lexical head alone (out of fold): "
         f"{_share(attacks, lambda i: oof[i] >= lexical_threshold):.2%} of attacks, "
         f"{_share(benign, lambda i: oof[i] >= lexical_threshold):.2%} of benign blocked.",
         "",
-        "| share screened | screen | semantic threshold | benign screened | benign blocked "
+        "| share screened | screen | head threshold | benign screened | benign blocked "
         "by the screen | attacks detected (lexical + screen) |",
         "|---|---|---|---|---|---|",
     ]
     options = [
         _option(
             s,
-            *calibrate(lex_b, sem_b, lexical_threshold, s, budget),
+            *calibrate(lex_b, gray_b, lexical_threshold, s, budget),
             benign,
             attacks,
             oof,
-            sem,
+            gray,
             lexical_threshold,
         )
         for s in shares
     ]
-    # a threshold capped at 0.99 can block more than the budget: such a share is never picked
     within = [o for o in options if o.benign_blocked <= budget]
     if not within and share is None:
         raise ValueError(f"no share screened keeps within a budget of {budget:.2%}")
-    pick = (
-        next(o for o in options if o.share == share)
-        if share is not None
-        else max(within, key=lambda o: (o.recall, -o.share))
-    )
+    pick = next(o for o in options if o.share == share) if share is not None else within[0]
+    if share is None:
+        for o in within[1:]:
+            if (o.recall - pick.recall) >= MIN_GAIN * (o.share - pick.share):
+                pick = o
     lines += [
         f"| {o.share:.1%}{' (chosen)' if o is pick else ''} | {o.screen:.3f} | "
         f"{o.threshold:.3f} | {o.benign_screened:.2%} | {o.benign_blocked:.2%} | {o.recall:.2%} |"
@@ -151,9 +195,9 @@ class Option(NamedTuple):
     threshold: float
     benign_screened: float
     benign_blocked: float
-    """By the screened semantic layer, beyond what the lexical head blocks itself."""
+    """By the screened layer, beyond what the lexical head blocks itself."""
     recall: float
-    """Of the held attacks, by the lexical head or the screened semantic layer."""
+    """Of the attacks, by the lexical head or the screened layer."""
 
 
 def _option(
@@ -163,22 +207,22 @@ def _option(
     benign: list[int],
     attacks: list[int],
     oof: dict[int, float],
-    sem: dict[int, float],
+    gray: dict[int, float],
     lexical_threshold: float,
 ) -> Option:
-    def gray(i: int) -> bool:
+    def screened(i: int) -> bool:
         return screen <= oof[i] < lexical_threshold
 
-    def screened_out(i: int) -> bool:
-        return gray(i) and sem[i] >= threshold
+    def blocked(i: int) -> bool:
+        return screened(i) and gray[i] >= threshold
 
     return Option(
         share,
         screen,
         threshold,
-        _share(benign, gray),
-        _share(benign, screened_out),
-        _share(attacks, lambda i: oof[i] >= lexical_threshold or screened_out(i)),
+        _share(benign, screened),
+        _share(benign, blocked),
+        _share(attacks, lambda i: oof[i] >= lexical_threshold or blocked(i)),
     )
 
 

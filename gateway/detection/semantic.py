@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -164,31 +165,77 @@ def default_embedder() -> Embedder:
     return Embedder()
 
 
+def pieces(text: str) -> tuple[list[str], list[str]]:
+    """What the layer embeds of a text: its windows, and up to three decoded views."""
+    return windows(text), [v.raw for v in analyse(text).views if v.decoded][:3]
+
+
+@dataclass(frozen=True, slots=True)
+class TextEmbedding:
+    """A text's embedded pieces: the windows, then the decoded views (normalised rows)."""
+
+    windows: tuple[str, ...]
+    decoded: tuple[str, ...]
+    emb: FloatArray
+
+    def scored(self) -> tuple[list[str], FloatArray]:
+        """The rows the head scores, named: the whole message (when there are several
+        windows), the windows, the decoded views."""
+        names = [*self.windows, *self.decoded]
+        if len(self.windows) > 1:
+            whole = whole_message(self.emb[: len(self.windows)])
+            return ["(whole message)", *names], np.concatenate([whole, self.emb])
+        return names, self.emb
+
+    def pooled(self) -> FloatArray:
+        """The whole message's embedding and the element-wise maximum over every piece
+        (2 x 384 values): what the screen's own head reads."""
+        whole = whole_message(self.emb[: len(self.windows)])[0]
+        out: FloatArray = np.concatenate([whole, self.emb.max(axis=0)]).astype(np.float32)
+        return out
+
+
+def embed_texts(texts: list[str], encode: Callable[[list[str]], FloatArray]) -> list[TextEmbedding]:
+    """Every text's pieces, embedded in one ``encode`` call (batched across texts)."""
+    split = [pieces(t) for t in texts]
+    flat = [p for w, d in split for p in (*w, *d)]
+    emb = encode(flat)
+    out: list[TextEmbedding] = []
+    at = 0
+    for w, d in split:
+        n = len(w) + len(d)
+        out.append(TextEmbedding(tuple(w), tuple(d), emb[at : at + n]))
+        at += n
+    return out
+
+
 class SemanticScorer:
     def __init__(self, head_path: Path, embedder: Embedder | None = None) -> None:
         self.head = load_head(head_path)
         self.embedder = embedder or default_embedder()
-        self._score = lru_cache(maxsize=1024)(self._score_uncached)
+        self._embed = lru_cache(maxsize=1024)(self._embed_uncached)
 
     def score(self, texts: list[str]) -> list[SemanticResult]:
-        return [self._score(t) for t in texts]
+        return [self.result(self._embed(t)) for t in texts]
+
+    def embedding(self, text: str) -> TextEmbedding:
+        """The text's embedded pieces (cached per text)."""
+        return self._embed(text)
 
     def clear_cache(self) -> None:
-        self._score.cache_clear()
+        self._embed.cache_clear()
 
     def warm(self) -> None:
         self.embedder.encode(["warm up"])
 
-    def _score_uncached(self, text: str) -> SemanticResult:
-        pieces = windows(text)
-        decoded = [v.raw for v in analyse(text).views if v.decoded][:3]
-        emb = self.embedder.encode([*pieces, *decoded])
-        if len(pieces) > 1:
-            emb = np.concatenate([whole_message(emb[: len(pieces)]), emb])
-            pieces = ["(whole message)", *pieces]
-        pieces += decoded
+    def _embed_uncached(self, text: str) -> TextEmbedding:
+        return embed_texts([text], self.embedder.encode)[0]
+
+    def result(self, embedded: TextEmbedding) -> SemanticResult:
+        """``max(head probability, kNN score)`` over the scored rows, and the row that won."""
+        names, emb = embedded.scored()
         head, knn, nearest = self.head.scores(emb)
         combined = np.maximum(head, knn)
         i = int(combined.argmax())
         family = self.head.bank_family[int(nearest[i])] if knn[i] > head[i] else None
-        return SemanticResult(float(combined[i]), float(head[i]), float(knn[i]), family, pieces[i])
+        return SemanticResult(float(combined[i]), float(head[i]), float(knn[i]), family, names[i])

@@ -5,7 +5,8 @@
 
 Only ``train``-split rows are used (the ``test`` split is never seen). To stay within minutes on
 two CPU cores, at most ``--per-group`` rows per (source, label) are embedded (seeded sample).
-Writes ``gateway/detection/data/semantic_head.npz``, ``lexical_head.npz`` and ``gibberish.npz``.
+Writes ``gateway/detection/data/semantic_head.npz``, ``lexical_head.npz``, ``gibberish.npz``
+and ``screen.json``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,19 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 import numpy as np
 import typer
 
-from gateway.detection import datasets, gibberish, lexical, screen_calibration, suffix_data
+from gateway.detection import (
+    datasets,
+    gibberish,
+    lexical,
+    screen,
+    screen_calibration,
+    suffix_data,
+)
 from gateway.detection.embeddings_cache import embed_cached
 from gateway.detection.lexical import LexicalHead
 from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, SCREEN, cache_dir
 from gateway.detection.screen import file_sha256
-from gateway.detection.semantic import Head, SemanticScorer, default_embedder
+from gateway.detection.semantic import Head, default_embedder, embed_texts
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -353,27 +361,36 @@ def train_screen(
     budget: Annotated[
         float, typer.Option(help="share of benign traffic the screened layer may block")
     ] = screen_calibration.BUDGET,
-    per_group: Annotated[int, typer.Option(help="the semantic head's --per-group")] = 600,
     out: Path = SCREEN,
 ) -> None:
-    """Calibrate the semantic layer's lexical screen for the bundled heads, on train rows the
-    semantic head did not see, scored out of fold by the lexical head (refitted, minutes, unless
-    this process just trained it)."""
+    """Fit and calibrate the semantic layer's screen for the bundled lexical head: its head on
+    the train rows the lexical head is unsure of (scored out of fold: the lexical head is
+    refitted, minutes, unless this process just trained it), their pieces embedded by MiniLM
+    (cached on disk)."""
     rows, fit = bundled_lexical_fit()
     _same_head(fit.head, LEXICAL)
-    seen = {r.text for r in sample(rows, per_group)}
-    held = [i for i, r in enumerate(rows) if r.text not in seen]
-    scorer = SemanticScorer(HEAD)
-
-    def semantic(text: str) -> float:  # as the screened check judges a text
-        return scorer.score([text])[0].score
-
-    table = screen_calibration.tabulate(
-        rows, held, fit.oof, fit.head.threshold, semantic, budget, share
-    )
+    zone = screen_calibration.zone(rows, fit.oof, fit.head.threshold)
+    x, y = screen_features([rows[i] for i in zone], [fit.oof[i] for i in zone])
+    gray = dict(zip(zone, screen_calibration.out_of_fold(x, y).tolist(), strict=True))
+    table = screen_calibration.tabulate(rows, fit.oof, fit.head.threshold, gray, budget, share)
     typer.echo(table.markdown)
-    table.screen(file_sha256(LEXICAL), file_sha256(HEAD)).save(out)
+    coef, intercept = screen_calibration.fit_head(x, y)
+    table.screen(file_sha256(LEXICAL), coef, intercept).save(out)
     typer.echo(f"screen: {table.chosen} -> {out}")
+
+
+def screen_features(
+    rows: list[datasets.Row], lexical_scores: list[float]
+) -> tuple[np.ndarray, list[int]]:
+    """The screen head's features of ``rows`` (their lexical scores given) and their labels;
+    every piece embedded once, cached on disk by text."""
+    cache = cache_dir() / "emb.npz"
+    embedder = default_embedder()
+    embedded = embed_texts(
+        [r.text for r in rows], lambda texts: embed_cached(texts, embedder, cache)
+    )
+    x = np.stack([screen.features(s, e) for s, e in zip(lexical_scores, embedded, strict=True)])
+    return x, [r.label for r in rows]
 
 
 def _same_head(head: LexicalHead, path: Path) -> None:

@@ -33,7 +33,7 @@ def screened() -> InjectionSemantic:
 
 
 def _embedded(check: InjectionSemantic) -> int:
-    return check.scorer._score.cache_info().currsize  # texts the scorer embedded
+    return check.scorer._embed.cache_info().currsize  # texts the scorer embedded
 
 
 async def test_a_text_under_the_screen_is_never_embedded(screened: InjectionSemantic) -> None:

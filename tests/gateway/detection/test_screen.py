@@ -1,58 +1,99 @@
-"""The screen file: strict, and only valid beside the two heads it was calibrated for."""
+"""The screen file: strict, of the current format, only valid beside the lexical head it was
+calibrated for; its head scores features as a logistic regression does."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from gateway.detection.paths import HEAD, LEXICAL, SCREEN
-from gateway.detection.screen import RETRAIN, Screen, file_sha256, load_screen
+from gateway.detection.paths import LEXICAL, SCREEN
+from gateway.detection.screen import FEATURES, RETRAIN, Screen, features, file_sha256, load_screen
+from gateway.detection.semantic import TextEmbedding
 
 
-def _screen(lexical: Path, semantic: Path) -> Screen:
+def _screen(lexical: Path, coef: list[float] | None = None, intercept: float = 0.0) -> Screen:
     return Screen(
         lexical_sha256=file_sha256(lexical),
-        semantic_sha256=file_sha256(semantic),
         screen=0.6,
         threshold=0.8,
-        share=0.05,
+        share=0.02,
         budget=0.002,
         benign_rows=100,
+        coef=coef if coef is not None else [0.0] * FEATURES,
+        intercept=intercept,
     )
 
 
-def test_a_screen_loads_beside_its_own_heads(tmp_path: Path) -> None:
-    lexical, semantic = tmp_path / "lexical.npz", tmp_path / "semantic.npz"
+def test_a_screen_loads_beside_its_own_lexical_head(tmp_path: Path) -> None:
+    lexical = tmp_path / "lexical.npz"
     lexical.write_bytes(b"lexical head")
-    semantic.write_bytes(b"semantic head")
-    _screen(lexical, semantic).save(tmp_path / "screen.json")
-    assert load_screen(tmp_path / "screen.json", lexical, semantic).screen == 0.6
+    _screen(lexical).save(tmp_path / "screen.json")
+    assert load_screen(tmp_path / "screen.json", lexical).screen == 0.6
 
 
-@pytest.mark.parametrize("changed", ["lexical", "semantic"])
-def test_a_screen_for_other_heads_is_refused_naming_the_command(
-    tmp_path: Path, changed: str
-) -> None:
-    lexical, semantic = tmp_path / "lexical.npz", tmp_path / "semantic.npz"
+def test_a_screen_for_another_lexical_head_is_refused_naming_the_command(tmp_path: Path) -> None:
+    lexical = tmp_path / "lexical.npz"
     lexical.write_bytes(b"lexical head")
-    semantic.write_bytes(b"semantic head")
-    _screen(lexical, semantic).save(tmp_path / "screen.json")
-    (tmp_path / f"{changed}.npz").write_bytes(b"retrained")
-    with pytest.raises(ValueError, match=f"another {changed} head") as err:
-        load_screen(tmp_path / "screen.json", lexical, semantic)
+    _screen(lexical).save(tmp_path / "screen.json")
+    lexical.write_bytes(b"retrained")
+    with pytest.raises(ValueError, match="another lexical head") as err:
+        load_screen(tmp_path / "screen.json", lexical)
+    assert RETRAIN in str(err.value)
+
+
+def test_a_screen_of_the_first_format_is_refused_naming_the_command(tmp_path: Path) -> None:
+    path = tmp_path / "screen.json"
+    old = {"lexical_sha256": "0" * 64, "semantic_sha256": "1" * 64, "screen": 0.8}
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="format 1 screen, not 2") as err:
+        load_screen(path, LEXICAL)
     assert RETRAIN in str(err.value)
 
 
 def test_an_unknown_key_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "screen.json"
-    text = _screen(LEXICAL, HEAD).model_dump_json()
+    text = _screen(LEXICAL).model_dump_json()
     path.write_text(text.replace('"screen":', '"screeen": 0.1, "screen":'))
     with pytest.raises(ValidationError, match="screeen"):
-        load_screen(path, LEXICAL, HEAD)
+        load_screen(path, LEXICAL)
 
 
-def test_the_bundled_screen_matches_the_bundled_heads() -> None:
-    screen = load_screen(SCREEN, LEXICAL, HEAD)
-    assert 0.5 <= screen.threshold <= 0.99
+def test_a_head_of_the_wrong_size_is_an_error() -> None:
+    with pytest.raises(ValidationError, match="coef"):
+        _screen(LEXICAL, coef=[0.0] * (FEATURES - 1))
+
+
+def test_features_are_the_lexical_logit_then_the_whole_message_then_the_maximum() -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(3, 384)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    embedded = TextEmbedding(("one", "two"), ("decoded",), emb)
+    x = features(0.8, embedded)
+    assert x.shape == (FEATURES,)
+    assert x[0] == pytest.approx(math.log(0.8 / 0.2))
+    mean = emb[:2].mean(axis=0)  # the windows only: a decoded view is not the message
+    np.testing.assert_allclose(x[1:385], mean / np.linalg.norm(mean), rtol=1e-5)
+    np.testing.assert_allclose(x[385:], emb.max(axis=0))
+    assert np.isfinite(features(1.0, embedded)).all() and np.isfinite(features(0.0, embedded)).all()
+
+
+def test_the_probability_is_the_logistic_of_the_linear_score() -> None:
+    coef = [0.0] * FEATURES
+    coef[0], coef[1] = 2.0, -1.0
+    screen = _screen(LEXICAL, coef, intercept=0.5)
+    x = np.zeros(FEATURES, dtype=np.float32)
+    x[0], x[1] = 1.0, 0.25
+    assert screen.probability(x) == pytest.approx(1 / (1 + math.exp(-(2.0 - 0.25 + 0.5))))
+    x[0] = 1e6  # no overflow
+    assert screen.probability(x) == pytest.approx(1.0)
+
+
+def test_the_bundled_screen_matches_the_bundled_lexical_head() -> None:
+    screen = load_screen(SCREEN, LEXICAL)
+    assert 0.5 <= screen.threshold <= 1.0
+    assert 0.0 < screen.share <= 0.05

@@ -1,12 +1,21 @@
-"""The screen's calibration: the screened share of benign texts, and a semantic threshold that
-blocks no more of them than the budget allows."""
+"""The screen's fitting and calibration: the rows its head learns from, out-of-fold
+probabilities, the screened share of benign texts, and a threshold that blocks no more of them
+than the budget allows."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gateway.detection.datasets import Row
-from gateway.detection.screen_calibration import calibrate, tabulate
+from gateway.detection.screen_calibration import (
+    ZONE,
+    calibrate,
+    fit_head,
+    out_of_fold,
+    tabulate,
+    zone,
+)
 
 
 def _benign(n: int) -> list[float]:
@@ -46,7 +55,7 @@ def test_the_threshold_is_never_below_one_half() -> None:
 
 
 def test_a_screened_text_without_a_semantic_score_is_an_error() -> None:
-    with pytest.raises(ValueError, match="no semantic score"):
+    with pytest.raises(ValueError, match="no probability from the head"):
         calibrate(_benign(100), {}, 1.0, share=0.10, budget=0.0)
 
 
@@ -61,21 +70,15 @@ def test_tabulate_reports_what_the_screen_buys_on_held_out_attacks() -> None:
     # lexical: benign spread 0..0.995; attacks at 0.97 (screened at a 5% share, under the
     # lexical threshold of 0.999): only the semantic score can tell them apart
     oof = {i: i / 200 for i in range(200)} | {200 + i: 0.97 for i in range(20)}
-    asked: list[str] = []
+    near = zone(rows, oof, 0.999)  # the head's probabilities exist for these rows only
+    gray = {i: 0.95 if rows[i].label else 0.55 for i in near}
 
-    def semantic(text: str) -> float:
-        asked.append(text)
-        return 0.95 if text.startswith("attack") else 0.55
-
-    table = tabulate(rows, list(range(220)), oof, 0.999, semantic, budget=0.0, share=0.05)
+    table = tabulate(rows, oof, 0.999, gray, budget=0.0, share=0.05)
     assert table.threshold > 0.55
     assert table.share == 0.05 and table.benign_rows == 200
     assert "| 5.0% (chosen) |" in table.markdown
     chosen = next(line for line in table.markdown.splitlines() if "(chosen)" in line)
     assert chosen.endswith("| 100.00% |")  # every attack caught through the screen
-    # only texts near the widest screen tried (5% of benign) are embedded, attacks included
-    assert "benign 0" not in asked and "attack 0" in asked
-    assert len(asked) <= 0.05 * 200 + 1 + 20
 
 
 def test_without_a_share_the_one_that_detects_most_is_chosen() -> None:
@@ -91,14 +94,16 @@ def test_without_a_share_the_one_that_detects_most_is_chosen() -> None:
             return 0.9
         return min(1.0, 0.5 + 5 * (1000 - int(text.split()[1])) / 1000)  # 0.5 at the top
 
-    table = tabulate(benign + attacks, list(range(1020)), oof, 0.999, semantic, budget=0.001)
+    rows = benign + attacks
+    gray = {i: semantic(rows[i].text) for i in zone(rows, oof, 0.999)}
+    table = tabulate(rows, oof, 0.999, gray, budget=0.001)
     assert table.share == 0.005
     assert "| 0.5% (chosen) |" in table.markdown
 
 
 def test_a_share_whose_capped_threshold_overspends_the_budget_is_never_chosen() -> None:
-    # from the 1% screen on, seven benign texts score 1.0: the threshold is capped at 0.99 and
-    # blocks them all (0.7% > 0.2%), though those shares catch the attacks the 0.5% one misses
+    # from the 1% screen on, seven benign texts score 1.0: no threshold (at most 1) passes them,
+    # so it blocks them all (0.7% > 0.2%), though those shares catch the attacks the 0.5% misses
     benign = [_row(f"benign {i}", 0) for i in range(1000)]
     attacks = [_row(f"attack {i}", 1) for i in range(20)]
     oof = {i: i / 1000 for i in range(1000)} | {1000 + i: 0.992 for i in range(20)}
@@ -107,14 +112,71 @@ def test_a_share_whose_capped_threshold_overspends_the_budget_is_never_chosen() 
     def semantic(text: str) -> float:
         return 1.0 if text in high or text.startswith("attack") else 0.0
 
-    table = tabulate(benign + attacks, list(range(1020)), oof, 0.999, semantic, budget=0.002)
+    rows = benign + attacks
+    gray = {i: semantic(rows[i].text) for i in zone(rows, oof, 0.999)}
+    table = tabulate(rows, oof, 0.999, gray, budget=0.002)
     assert table.share == 0.005
     wider = next(line for line in table.markdown.splitlines() if line.startswith("| 1.0% |"))
-    assert wider.endswith("| 0.990 | 0.90% | 0.70% | 100.00% |")
+    assert wider.endswith("| 1.000 | 0.90% | 0.70% | 100.00% |")
 
 
 def test_when_no_share_keeps_within_the_budget_it_is_an_error() -> None:
     benign = [_row(f"benign {i}", 0) for i in range(1000)]
     oof = {i: i / 1000 for i in range(1000)}
     with pytest.raises(ValueError, match="no share"):
-        tabulate(benign, list(range(1000)), oof, 0.999, lambda _: 1.0, budget=0.002)
+        tabulate(benign, oof, 0.999, dict.fromkeys(zone(benign, oof, 0.999), 1.0), budget=0.002)
+
+
+def test_the_zone_is_the_rows_above_the_benign_quantile_and_under_the_lexical_threshold() -> None:
+    benign = [_row(f"benign {i}", 0) for i in range(1000)]
+    attacks = [_row(f"attack {i}", 1) for i in range(3)]
+    oof = {i: i / 1000 for i in range(1000)} | {1000: 0.2, 1001: 0.95, 1002: 0.9995}
+    near = zone(benign + attacks, oof, 0.999)
+    assert sum(1 for i in near if i < 1000) == ZONE * 1000 - 1  # 0.900 .. 0.998
+    assert 1001 in near  # an attack inside it
+    assert 1000 not in near and 1002 not in near  # under the zone; blocked by the lexical head
+
+
+def test_out_of_fold_probabilities_never_come_from_a_fit_on_the_row() -> None:
+    # each row's label is noise except for one informative feature: a fit that saw the row
+    # would memorise the noise features too; out of fold, the noise-only rows score near chance
+    rng = np.random.default_rng(0)
+    n = 200
+    y = np.array([i % 2 for i in range(n)])
+    noise = rng.normal(size=(n, 50)).astype(np.float32)
+    x = np.column_stack([np.zeros(n, dtype=np.float32), noise])
+    seen = fit_head(x, y.tolist())
+    in_sample = 1 / (1 + np.exp(-(x @ np.array(seen[0]) + seen[1])))
+    held = out_of_fold(x, y.tolist())
+    accuracy = lambda p: float(np.mean((p >= 0.5) == y))  # noqa: E731
+    assert accuracy(in_sample) > 0.7  # memorised
+    assert 0.3 < accuracy(held) < 0.7  # not
+    assert held.shape == (n,)
+
+
+def test_the_head_learns_a_separable_feature() -> None:
+    y = [0] * 50 + [1] * 50
+    x = np.array([[float(label), 0.0] for label in y], dtype=np.float32)
+    coef, _ = fit_head(x, y)
+    assert coef[0] > 0
+    probs = out_of_fold(x, y)
+    assert all(p >= 0.5 for p in probs[50:]) and all(p < 0.5 for p in probs[:50])
+
+
+def test_a_wider_share_must_buy_a_point_of_attacks_per_point_of_traffic() -> None:
+    # 2% -> 3% catches one more attack of 200 (+0.5 points) for one more point of benign
+    # traffic screened: not worth MiniLM on it; 0.5% -> 2% catches 49 (+24.5 points)
+    benign = [_row(f"benign {i}", 0) for i in range(1000)]
+    attacks = [_row(f"attack {i}", 1) for i in range(200)]
+    oof = {i: i / 1000 for i in range(1000)}
+    oof |= {1000 + i: 0.999 if i < 150 else 0.98 if i < 199 else 0.97 for i in range(200)}
+    rows = benign + attacks
+    gray = {i: float(rows[i].label) for i in zone(rows, oof, 0.995)}
+    table = tabulate(rows, oof, 0.995, gray, budget=0.002)
+    recall = {
+        line.split(" | ")[0].strip("| (chosen)"): line.rsplit(" | ", 1)[1].strip(" |%")
+        for line in table.markdown.splitlines()
+        if line.startswith("| ") and "%" in line.split(" | ")[0]
+    }
+    assert recall == {"0.5%": "75.00", "1.0%": "75.00", "2.0%": "99.50", "3.0%": "100.00"}
+    assert table.share == 0.02
