@@ -126,7 +126,7 @@ class InjectionSemantic:
                 out.append((r.score, reason, r))
                 continue
             p = self.screen[0].probability(features(lexical, embedded))
-            out.append((p, f"screened semantic score {p:.2f} (lexical {lexical:.2f})", r))
+            out.append((p, f"screened semantic score {p:.3f} (lexical {lexical:.3f})", r))
         return out
 
 
