@@ -356,7 +356,10 @@ def train_head(
 def train_screen(
     share: Annotated[
         float | None,
-        typer.Option(help="share of benign traffic screened (default: the best on train rows)"),
+        typer.Option(
+            help="share of benign traffic screened (default: chosen on train rows, "
+            "screen_calibration.MIN_GAIN)"
+        ),
     ] = None,
     budget: Annotated[
         float, typer.Option(help="share of benign traffic the screened layer may block")

@@ -1,6 +1,7 @@
 """The ``injection_semantic`` check behind the lexical screen, with the real MiniLM and the
-bundled heads: texts the lexical head is sure of are never embedded; a gray-zone attack is
-judged by the screen's threshold; a screen for other heads fails at load."""
+bundled heads: texts the lexical head is sure of are never embedded; gray-zone texts are judged
+by the screen's own head and threshold (an attack blocked, benign look-alikes passed); a screen
+for another lexical head fails at load."""
 
 from __future__ import annotations
 
