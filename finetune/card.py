@@ -26,7 +26,8 @@ def render_card(stats: Mapping[str, object]) -> str:
         "",
         "- **attacks** → a refusal in the deployment's voice "
         f"(`{cfg['voice']}`) that names what the assistant still helps with;",
-        f"- **benign near-misses** → the base model's own answer (`{cfg['model']}` at "
+        f"- **benign near-misses{' and twins' if cfg.get('twins') else ''}** → the base model's "
+        f"own answer (`{cfg['model']}` at "
         f"`{cfg['vllm_url']}`, greedy, ≤ {cfg['answer_max_tokens']} tokens);",
         f"- **held-out families** (eval only): {', '.join(cfg['holdout'])};",
         f"- attack mutations: {', '.join(cfg['attack_mutations']) or 'none'}; "

@@ -8,7 +8,9 @@ detector corpora → mutations → near-duplicate removal → answers → a fami
 * the split is by attack family: ``holdout`` families go to ``eval.jsonl`` only, so the
   evaluation measures attacks the adapter never saw. Benign near-miss prompts are split by a
   hash of their unmutated text (``benign_eval_fraction``), so a prompt's mutations stay in one
-  split; benign prompts from the detector corpus (``corpus_benign``) are trained on only.
+  split; benign twins of the seed attacks (``twins``) are split by the family they mirror, like
+  the attacks, so the twins of held-out families are benign eval prompts; benign prompts from
+  the detector corpus (``corpus_benign``) are trained on only.
 
 Output in ``out``: ``train.jsonl``, ``eval.jsonl`` (one ``{"messages": [...], "meta": {...}}``
 per line), ``card.md`` and ``stats.json``.
@@ -46,6 +48,10 @@ class BuildConfig(BaseModel):
     model: str = "smollm2-135m-instruct"
     seeds: Path = sources.SEED_ATTACKS
     near_miss: Path = sources.NEAR_MISS
+    twins: Path | None = Field(
+        default=sources.BENIGN_TWINS,
+        description="benign twins of the seed attacks (split by family); None: none",
+    )
     voice: Path = DEFAULT_VOICE
     events_db: str | None = Field(default=None, description="event store: SQLite path or URL")
     events_actions: list[str] = ["block"]
@@ -65,7 +71,7 @@ class BuildConfig(BaseModel):
     """Benign prompts wrapped like attacks are (padding, inside a document, in a role-play), so
     the adapter learns to judge the request, not to refuse the wrapper."""
     max_benign: int | None = Field(
-        default=None, ge=1, description="cap benign prompts (before mutation), by a stable hash"
+        default=None, ge=1, description="cap near-miss prompts (before mutation), by a stable hash"
     )
     benign_eval_fraction: float = Field(default=0.25, ge=0, lt=1)
     dedup_threshold: float = Field(default=0.8, gt=0, le=1)
@@ -84,13 +90,15 @@ def gather(cfg: BuildConfig) -> tuple[list[Prompt], list[Prompt]]:
     benign = list(unique(sources.near_miss(cfg.near_miss)))
     if cfg.max_benign is not None:
         benign = sorted(benign, key=lambda p: stable_pick(p.text, 1 << 30))[: cfg.max_benign]
+    if cfg.twins is not None:
+        benign = list(unique(benign + sources.benign_twins(cfg.twins)))
     if cfg.corpus_benign:
         benign = list(unique(benign + sources.corpus_benign(cfg.corpus_benign, cfg.corpus)))
     return list(unique(attacks)), benign
 
 
 def split_of(prompt: Prompt, cfg: BuildConfig) -> Split:
-    if prompt.kind == "attack":
+    if prompt.kind == "attack" or prompt.source == "twin":
         return "eval" if prompt.family in cfg.holdout else "train"
     if prompt.source.startswith("corpus:"):
         return "train"  # the eval's benign set stays the near-miss prompts + curated traffic
@@ -155,7 +163,10 @@ def _stats(
         for ex in examples:
             meta = ex.to_json()["meta"]
             assert isinstance(meta, dict)
-            out[ex.split][str(meta[key])] += 1
+            value = str(meta[key])
+            if key == "family" and ex.prompt.source == "twin":
+                value = f"benign twin: {value}"
+            out[ex.split][value] += 1
         return {s: dict(sorted(c.items())) for s, c in out.items()}
 
     return {

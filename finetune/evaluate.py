@@ -75,6 +75,8 @@ class Case:
     prompt: str
     kind: str  # attack | benign | utility
     family: str
+    """The attack family; for benign cases, where the prompt comes from (``near-miss``,
+    ``twin``, ``detector-benign`` ...)."""
     mutation: str
     expected: UtilityQuestion | None = None
 
@@ -96,9 +98,9 @@ def cases(cfg: EvalConfig) -> list[Case]:
         if meta["kind"] == "attack":
             attacks[meta["family"]].append(Case(prompt, "attack", meta["family"], meta["mutation"]))
         else:
-            benign.append(Case(prompt, "benign", "benign", meta["mutation"]))
+            benign.append(Case(prompt, "benign", meta.get("source", "dataset"), meta["mutation"]))
     if cfg.detector_benign:
-        benign += [Case(p.text, "benign", "benign", "none") for p in detector_benign()]
+        benign += [Case(p.text, "benign", p.source, "none") for p in detector_benign()]
     out = [c for family in sorted(attacks) for c in _sample(attacks[family], cfg.max_per_family)]
     out += _sample(benign, cfg.max_benign)
     utility = UtilityFile.model_validate(yaml.safe_load(cfg.utility.read_text(encoding="utf-8")))
@@ -190,22 +192,29 @@ def score(todo: list[Case], base: list[str], tuned: list[str]) -> dict[str, Any]
             "n": len(rows),
         }
 
+    def refusals(rows: list[tuple[Case, str, str]]) -> dict[str, float]:
+        return {
+            "base": _rate([is_refusal(b) for _, b, _ in rows]),
+            "adapter": _rate([is_refusal(t) for _, _, t in rows]),
+            "n": len(rows),
+        }
+
     by_family: dict[str, list[tuple[Case, str, str]]] = defaultdict(list)
     by_mutation: dict[str, list[tuple[Case, str, str]]] = defaultdict(list)
+    by_source: dict[str, list[tuple[Case, str, str]]] = defaultdict(list)
     for row in attacks:
         by_family[row[0].family].append(row)
         by_mutation[row[0].mutation].append(row)
+    for row in benign:
+        by_source[row[0].family].append(row)
     known = [(c, b, t) for c, b, t in utility if c.expected and c.expected.correct(b)]
     kept = [1 for c, _, t in known if c.expected and c.expected.correct(t)]
     return {
         "attack_success": asr(attacks),
         "attack_success_by_family": {f: asr(r) for f, r in sorted(by_family.items())},
         "attack_success_by_mutation": {m: asr(r) for m, r in sorted(by_mutation.items())},
-        "benign_refusal": {
-            "base": _rate([is_refusal(b) for _, b, _ in benign]),
-            "adapter": _rate([is_refusal(t) for _, _, t in benign]),
-            "n": len(benign),
-        },
+        "benign_refusal": refusals(benign),
+        "benign_refusal_by_source": {s: refusals(r) for s, r in sorted(by_source.items())},
         "utility": {
             "asked": len(utility),
             "base_correct": len(known),

@@ -51,8 +51,16 @@ def dataset_build(
         list[str] | None, typer.Option(help="held-out attack family (repeat)")
     ] = None,
     voice: Annotated[Path | None, typer.Option(help="voice YAML for refusals")] = None,
+    twins: Annotated[
+        Path | None,
+        typer.Option(help="benign twins of the seed attacks (default: the bundled file)"),
+    ] = None,
+    no_twins: Annotated[bool, typer.Option("--no-twins", help="build without benign twins")] = (
+        False
+    ),
     max_benign: Annotated[
-        int | None, typer.Option(help="cap benign prompts before mutation (each costs vLLM time)")
+        int | None,
+        typer.Option(help="cap near-miss prompts before mutation (each costs vLLM time)"),
     ] = None,
     answer_max_tokens: Annotated[int, typer.Option(help="base answers' length cap")] = 128,
     benign_mutation: Annotated[
@@ -83,6 +91,10 @@ def dataset_build(
         fields["benign_mutations"] = benign_mutation
     if voice is not None:
         fields["voice"] = voice
+    if no_twins:
+        fields["twins"] = None
+    elif twins is not None:
+        fields["twins"] = twins
     try:
         stats = build(BuildConfig.model_validate(fields))
     except (ValidationError, ValueError, OSError, VLLMError, ConfigError) as exc:

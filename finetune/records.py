@@ -15,9 +15,10 @@ class Prompt:
     text: str
     kind: Kind
     family: str
-    """The attack family (split key); ``benign`` for benign prompts."""
+    """The attack family (split key); ``benign`` for benign prompts, except benign twins, which
+    carry the family whose seeds they mirror."""
     source: str
-    """``seed``, ``events``, ``corpus:<name>`` or ``near-miss``."""
+    """``seed``, ``events``, ``corpus:<name>``, ``near-miss`` or ``twin``."""
     mutation: str = "none"
     origin: str = ""
     """The unmutated text this one was made from (empty for originals)."""

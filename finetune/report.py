@@ -52,6 +52,10 @@ def render_report(r: dict[str, Any]) -> str:
     lines.append("| --- | ---: | ---: | ---: |")
     for mut, v in r["attack_success_by_mutation"].items():
         lines.append(f"| {mut} | {v['n']} | {_pct(v['base'])} | {_pct(v['adapter'])} |")
+    lines += ["", "## Benign refusals by source", "", "| source | n | base | adapter |"]
+    lines.append("| --- | ---: | ---: | ---: |")
+    for src, v in r.get("benign_refusal_by_source", {}).items():
+        lines.append(f"| {src} | {v['n']} | {_pct(v['base'])} | {_pct(v['adapter'])} |")
     lines += ["", "## Sample answers", "", "| kind | prompt | base | adapter |"]
     lines.append("| --- | --- | --- | --- |")
     for s in r["samples"]:

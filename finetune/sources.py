@@ -24,6 +24,7 @@ from finetune.records import Prompt
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SEED_ATTACKS = DATA_DIR / "seed_attacks.yaml"
 NEAR_MISS = DATA_DIR / "benign_near_miss.yaml"
+BENIGN_TWINS = DATA_DIR / "benign_twins.yaml"
 
 
 class SeedFile(BaseModel):
@@ -48,6 +49,17 @@ def seed_attacks(path: Path = SEED_ATTACKS) -> list[Prompt]:
 def near_miss(path: Path = NEAR_MISS) -> list[Prompt]:
     data = NearMissFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     return [Prompt(text.strip(), "benign", "benign", "near-miss") for text in data.prompts]
+
+
+def benign_twins(path: Path = BENIGN_TWINS) -> list[Prompt]:
+    """Benign prompts in the form of an attack family's seeds (same file layout as the seeds):
+    kind ``benign``, source ``twin``, and the family they mirror, which decides their split."""
+    twins = SeedFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return [
+        Prompt(text.strip(), "benign", family, "twin")
+        for family, texts in twins.families.items()
+        for text in texts
+    ]
 
 
 def detector_benign() -> list[Prompt]:

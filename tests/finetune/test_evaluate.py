@@ -25,8 +25,8 @@ def test_score_counts_attack_success_benign_refusals_and_utility() -> None:
         Case("a2", "attack", "fam1", "base64"),
         Case("a3", "attack", "fam2", "none"),
         Case("a4", "attack", "fam2", "none"),
-        Case("b1", "benign", "benign", "none"),
-        Case("b2", "benign", "benign", "padding"),
+        Case("b1", "benign", "near-miss", "none"),
+        Case("b2", "benign", "twin", "padding"),
         Case("u1", "utility", "utility", "none", paris),
         Case("u2", "utility", "utility", "none", rome),
     ]
@@ -37,6 +37,10 @@ def test_score_counts_attack_success_benign_refusals_and_utility() -> None:
     assert r["attack_success_by_family"]["fam1"] == {"base": 1.0, "adapter": 0.0, "n": 2}
     assert r["attack_success_by_mutation"]["base64"]["adapter"] == 0.0
     assert r["benign_refusal"] == {"base": 0.0, "adapter": 0.5, "n": 2}
+    assert r["benign_refusal_by_source"] == {
+        "near-miss": {"base": 0.0, "adapter": 1.0, "n": 1},
+        "twin": {"base": 0.0, "adapter": 0.0, "n": 1},
+    }
     # the base knew Paris and the adapter lost it; Rome was never known by the base
     u = r["utility"]
     assert (u["base_correct"], u["adapter_correct_of_those"], u["regressions"]) == (1, 0, 1)
@@ -107,6 +111,8 @@ def test_evaluate_loads_the_adapter_compares_and_gates(tmp_path: Path, tiny_adap
     assert (tmp_path / "eval/chart.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "eval/report.md").read_text()
     assert "Gate: **PASS**" in report and "| held0 | 1 | 100.0% | 0.0% |" in report
+    # the benign eval row has no source in its meta (an older eval.jsonl): grouped as "dataset"
+    assert "| dataset | 1 | 0.0% | 0.0% |" in report
     answers = [
         json.loads(line) for line in (tmp_path / "eval/answers.jsonl").read_text().splitlines()
     ]

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from finetune.records import Prompt
 from finetune.sources import (
+    benign_twins,
     corpus_benign,
     detector_benign,
     event_attacks,
@@ -63,6 +66,20 @@ def test_event_store_input_blocks_become_attacks(tmp_path: Path) -> None:
     assert [p.text for p in flagged] == ["flagged"]
 
 
+def test_benign_twins_mirror_the_seed_families_one_for_one() -> None:
+    """The bundled twins: for every seed family as many benign prompts as seeds (the n-th twin
+    keeps the n-th seed's form), none of them a seed or a near-miss prompt."""
+    twins, seeds = benign_twins(), seed_attacks()
+    assert all(p.kind == "benign" and p.source == "twin" for p in twins)
+
+    def per_family(prompts: list[Prompt]) -> Counter[str]:
+        return Counter(p.family for p in prompts)
+
+    assert per_family(twins) == per_family(seeds)
+    assert not {p.text for p in twins} & {p.text for p in seeds + near_miss()}
+    assert len(unique_texts := {p.text for p in twins}) == len(twins) and unique_texts
+
+
 def test_unique_keeps_first() -> None:
     seeds = seed_attacks()
     assert list(unique(seeds + seeds)) == seeds
@@ -81,7 +98,7 @@ def test_training_prompts_never_contain_the_eval_only_prompts() -> None:
     utility = yaml.safe_load(UTILITY.read_text(encoding="utf-8"))["questions"]
     eval_only = {norm(q["question"]) for q in utility}
     eval_only |= {norm(p.text) for p in detector_benign()}
-    trained = {norm(p.text) for p in near_miss() + seed_attacks()}
+    trained = {norm(p.text) for p in near_miss() + seed_attacks() + benign_twins()}
     assert eval_only and trained
     assert not trained & eval_only
 
