@@ -4,7 +4,7 @@
   ``kind: attack``): the share of attacks whose answer is *not* a refusal
   (:func:`finetune.refusal.is_refusal`);
 * **benign refusal rate** on the held-out benign prompts (``kind: benign``) plus, by default,
-  the detector's curated benign traffic (97 prompts the build never trains on);
+  the detector's curated benign traffic (99 prompts the build never trains on);
 * **utility**: the questions in ``data/utility.yaml`` the base answers right (an expected word in
   its answer) must stay right with the adapter;
 * a gate (:mod:`finetune.gate`); a Markdown report, ``eval.json``, a before/after chart and
