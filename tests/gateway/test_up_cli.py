@@ -28,7 +28,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
     return calls
 
 
-def test_up_passes_the_vllm_dtype_and_defaults_to_the_cpus_choice(
+def test_up_passes_the_vllm_dtype_and_none_by_default(
     started: list[dict[str, object]],
 ) -> None:
     assert runner.invoke(app, ["up", "--vllm-port", "8123"]).exit_code == 0
