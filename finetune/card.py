@@ -36,6 +36,16 @@ def render_card(stats: Mapping[str, object]) -> str:
         f"{stats['near_duplicates_removed']};",
         "- benign prompts dropped because the base model's answer was a refusal: "
         f"{stats['benign_answers_dropped_as_refusals']}.",
+    ]
+    prefs = stats.get("preference_pairs")
+    if isinstance(prefs, Mapping):
+        lines.append(
+            f"- **preference pairs** (`preferences.jsonl`, train split, for `method: dpo`): "
+            f"{prefs['attack']} attacks (rejected: the base model's answer; "
+            f"{prefs['attacks_skipped_base_refused']} skipped, the base model refused them "
+            f"already) and {prefs['benign']} benign prompts (rejected: the voice's refusal)."
+        )
+    lines += [
         "",
         "Event-store prompts are masked as stored (`<EMAIL>`, `<SECRET>` ...).",
         "A blocked request is not always an attack: check the `events` rows first.",

@@ -10,16 +10,19 @@ detector corpora → mutations → near-duplicate removal → answers → a fami
   hash of their unmutated text (``benign_eval_fraction``), so a prompt's mutations stay in one
   split; benign twins of the seed attacks (``twins``) are split by the family they mirror, like
   the attacks, so the twins of held-out families are benign eval prompts; benign prompts from
-  the detector corpus (``corpus_benign``) are trained on only.
+  the detector corpus (``corpus_benign``) are trained on only;
+* with ``preferences`` (default) the training attacks get the base model's answer too, and the
+  train split is also written as DPO preference pairs (:mod:`finetune.preferences`).
 
 Output in ``out``: ``train.jsonl``, ``eval.jsonl`` (one ``{"messages": [...], "meta": {...}}``
-per line), ``card.md`` and ``stats.json``.
+per line), ``preferences.jsonl`` (train split), ``card.md`` and ``stats.json``.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -30,6 +33,7 @@ from finetune import sources
 from finetune.card import render_card
 from finetune.dedup import near_unique
 from finetune.mutations import MUTATIONS, check, mutate
+from finetune.preferences import Pair, pairs
 from finetune.records import Example, Prompt
 from finetune.refusal import is_refusal
 from finetune.sources import stable_pick, unique
@@ -76,6 +80,11 @@ class BuildConfig(BaseModel):
     benign_eval_fraction: float = Field(default=0.25, ge=0, lt=1)
     dedup_threshold: float = Field(default=0.8, gt=0, le=1)
     answer_max_tokens: int = Field(default=128, gt=0)
+    preferences: bool = Field(
+        default=True,
+        description="also write preferences.jsonl (DPO pairs; asks the base model for its "
+        "answers to the training attacks)",
+    )
 
 
 def gather(cfg: BuildConfig) -> tuple[list[Prompt], list[Prompt]]:
@@ -143,16 +152,42 @@ def build(cfg: BuildConfig, client: VLLMClient | None = None) -> dict[str, objec
             continue
         examples.append(Example(p, answer, split))
 
+    preference_pairs: list[Pair] | None = None
+    skipped_attacks = 0
+    if cfg.preferences:
+        train = [ex for ex in examples if ex.split == "train"]
+        attack_texts = [ex.prompt.text for ex in train if ex.prompt.kind == "attack"]
+        base = client.chat(cfg.model, attack_texts, max_tokens=cfg.answer_max_tokens)
+        preference_pairs, skipped_attacks = pairs(
+            train, dict(zip(attack_texts, base, strict=True)), voice
+        )
+
     cfg.out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "eval"):
-        with (cfg.out / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
-            for ex in examples:
-                if ex.split == split:
-                    fh.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+        _write_jsonl(
+            cfg.out / f"{split}.jsonl", (ex.to_json() for ex in examples if ex.split == split)
+        )
+    if preference_pairs is not None:
+        _write_jsonl(cfg.out / "preferences.jsonl", (p.to_json() for p in preference_pairs))
+    else:
+        (cfg.out / "preferences.jsonl").unlink(missing_ok=True)  # not a stale one from before
     stats = _stats(cfg, examples, near_dups=near_dups, refused_benign=refused_benign)
+    if preference_pairs is not None:
+        kinds = Counter(p.example.prompt.kind for p in preference_pairs)
+        stats["preference_pairs"] = {
+            "attack": kinds["attack"],
+            "benign": kinds["benign"],
+            "attacks_skipped_base_refused": skipped_attacks,
+        }
     (cfg.out / "stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
     (cfg.out / "card.md").write_text(render_card(stats), encoding="utf-8")
     return stats
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, object]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _stats(

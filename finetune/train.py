@@ -102,10 +102,60 @@ def tokenized(cfg: TrainConfig, tokenizer: Any) -> Any:
     )
 
 
+def arguments(cfg: TrainConfig) -> dict[str, Any]:
+    """The ``TrainingArguments`` fields both methods share."""
+    import torch
+
+    t = cfg.train
+    return {
+        "output_dir": str(cfg.output_dir / CHECKPOINTS),
+        "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": t.batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "learning_rate": t.learning_rate,
+        "warmup_steps": t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+        "weight_decay": t.weight_decay,
+        "lr_scheduler_type": "cosine",
+        "logging_steps": t.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": t.save_steps,
+        "save_total_limit": t.save_total_limit,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "report_to": [],
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        "disable_tqdm": False,
+    }
+
+
+def trainer_for(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, int]:
+    """(the method's trainer, the number of training examples)."""
+    from transformers import Trainer, TrainingArguments
+
+    if cfg.method == "dpo":
+        from finetune.train_dpo import PreferenceDataError, dpo_trainer, preference_rows
+
+        try:
+            pairs = preference_rows(cfg)
+        except PreferenceDataError as exc:
+            raise TrainError(str(exc)) from None
+        return dpo_trainer(cfg, load_model(cfg), tokenizer, pairs, arguments(cfg)), len(pairs)
+    data = tokenized(cfg, tokenizer)
+    trainer = Trainer(
+        model=load_model(cfg),
+        args=TrainingArguments(**arguments(cfg)),
+        train_dataset=data,
+        data_collator=PadCollator(int(tokenizer.pad_token_id)),
+    )
+    return trainer, len(data)
+
+
 def train(cfg: TrainConfig, *, fresh: bool = False) -> Path:
     """Train, write the adapter folder, return its path."""
-    import torch
-    from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
+    from transformers import AutoTokenizer, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     set_seed(cfg.seed)
@@ -115,44 +165,14 @@ def train(cfg: TrainConfig, *, fresh: bool = False) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    data = tokenized(cfg, tokenizer)
-    model = load_model(cfg)
-    t = cfg.train
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.learning_rate,
-        warmup_steps=t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
-        weight_decay=t.weight_decay,
-        lr_scheduler_type="cosine",
-        logging_steps=t.logging_steps,
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        report_to=[],
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        disable_tqdm=False,
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=data,
-        data_collator=PadCollator(int(tokenizer.pad_token_id)),
-    )
+    trainer, n = trainer_for(cfg, tokenizer)
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None  # type: ignore[no-untyped-call]
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=last)
     took = time.monotonic() - started
     adapter = cfg.output_dir / cfg.adapter_name
     if trainer.is_world_process_zero():
-        _write_adapter(cfg, trainer, adapter, result, took, resumed_from=last, n=len(data))
+        _write_adapter(cfg, trainer, adapter, result, took, resumed_from=last, n=n)
     return adapter
 
 
@@ -186,6 +206,7 @@ def _write_adapter(
         "seconds": round(took, 1),
         "resumed_from": resumed_from,
         "qlora": use_qlora(cfg.qlora),
+        "method": cfg.method,
     }
     (cfg.output_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_candidate(

@@ -48,18 +48,40 @@ class Optimisation(BaseModel):
     save_total_limit: int = Field(default=2, ge=1)
 
 
+class DpoSettings(BaseModel):
+    """``method: dpo``: TRL's DPO (sigmoid loss) plus a supervised term on the chosen answers,
+    on LoRA; the reference model is the base (the adapter switched off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    beta: float = Field(default=0.1, gt=0, description="how far from the base DPO may move")
+    sft_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="weight of the supervised loss on the chosen answers (0: DPO alone; the "
+        "adapter then learns to prefer the refusal but not to say it word for word)",
+    )
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_model: Path = Field(description="the safetensors folder vLLM serves")
     base_model_name: str = Field(description="the public base model name (manifest)")
-    dataset: Path = Field(description="train.jsonl from `finetune dataset build`")
+    method: Literal["sft", "dpo"] = Field(
+        default="sft",
+        description="sft: supervised on train.jsonl; dpo: preference pairs (preferences.jsonl)",
+    )
+    dataset: Path = Field(
+        description="train.jsonl (sft) or preferences.jsonl (dpo) from `finetune dataset build`"
+    )
     output_dir: Path = Field(description="checkpoints/, adapter/, loss.png, training.json")
     adapter_name: str = Field(pattern=NAME_PATTERN)
     description: str = "Adversarially hardened LoRA adapter (finetune loop)."
     seed: int = 0
     lora: LoraSettings = LoraSettings()
     train: Optimisation = Optimisation()
+    dpo: DpoSettings = DpoSettings()
     qlora: Literal["off", "auto", "on"] = Field(
         default="auto", description="4-bit base via bitsandbytes: auto = when CUDA is available"
     )
