@@ -66,6 +66,13 @@ def dataset_build(
     benign_mutation: Annotated[
         list[str] | None, typer.Option(help="mutation applied to benign prompts (repeat)")
     ] = None,
+    preferences: Annotated[
+        bool,
+        typer.Option(
+            help="also write preferences.jsonl for `method: dpo` (asks the base model for its "
+            "answers to the training attacks)"
+        ),
+    ] = True,
 ) -> None:
     """Build train.jsonl / eval.jsonl / card.md from seeds, events and base-model answers."""
     from pydantic import ValidationError
@@ -86,6 +93,7 @@ def dataset_build(
         "holdout": holdout or list(DEFAULT_HOLDOUT),
         "max_benign": max_benign,
         "answer_max_tokens": answer_max_tokens,
+        "preferences": preferences,
     }
     if benign_mutation is not None:
         fields["benign_mutations"] = benign_mutation
@@ -100,7 +108,8 @@ def dataset_build(
     except (ValidationError, ValueError, OSError, VLLMError, ConfigError) as exc:
         raise _fail(f"dataset build failed: {exc}") from None
     typer.echo(json.dumps({k: stats[k] for k in ("examples", "kind")}, indent=None))
-    typer.echo(f"wrote {out}/train.jsonl, eval.jsonl, card.md")
+    written = "train.jsonl, eval.jsonl, " + ("preferences.jsonl, " if preferences else "")
+    typer.echo(f"wrote {out}/{written}card.md")
 
 
 def train_command(

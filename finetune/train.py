@@ -6,6 +6,8 @@
 * a progress bar (the Trainer's tqdm) and ``output_dir/loss.png``;
 * QLoRA: with ``qlora: auto`` (default) the base is loaded in 4 bits through bitsandbytes when
   CUDA is available, plain float32 LoRA otherwise; ``on`` fails without CUDA + bitsandbytes;
+* ``init_adapter``: start from an existing adapter's LoRA weights instead of a fresh LoRA
+  (supervised first, then ``method: dpo`` from that adapter);
 * multi-GPU: ``accelerate launch -m finetune.cli train ...`` runs the same code under DDP (the
   Trainer reads the launcher's environment); only the main process writes the adapter.
 
@@ -53,6 +55,8 @@ def use_qlora(mode: str) -> bool:
 
 
 def load_model(cfg: TrainConfig) -> Any:
+    if cfg.init_adapter is not None and not (cfg.init_adapter / "adapter_config.json").is_file():
+        raise TrainError(f"init_adapter {cfg.init_adapter}: no adapter_config.json there")
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -71,6 +75,10 @@ def load_model(cfg: TrainConfig) -> Any:
         model = prepare_model_for_kbit_training(model)  # type: ignore[no-untyped-call]
     else:
         model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+    if cfg.init_adapter is not None:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, str(cfg.init_adapter), is_trainable=True)
     layers = None
     if cfg.lora.last_layers is not None:
         total = int(model.config.num_hidden_layers)
@@ -207,6 +215,7 @@ def _write_adapter(
         "resumed_from": resumed_from,
         "qlora": use_qlora(cfg.qlora),
         "method": cfg.method,
+        "init_adapter": str(cfg.init_adapter) if cfg.init_adapter else None,
     }
     (cfg.output_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_candidate(

@@ -80,6 +80,11 @@ class TrainConfig(BaseModel):
     description: str = "Adversarially hardened LoRA adapter (finetune loop)."
     seed: int = 0
     lora: LoraSettings = LoraSettings()
+    init_adapter: Path | None = Field(
+        default=None,
+        description="continue from this adapter's LoRA weights (e.g. the supervised run's "
+        "folder) instead of a fresh LoRA; its rank, alpha and layers replace `lora`",
+    )
     train: Optimisation = Optimisation()
     dpo: DpoSettings = DpoSettings()
     qlora: Literal["off", "auto", "on"] = Field(

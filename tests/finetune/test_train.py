@@ -129,6 +129,37 @@ def test_dpo_on_chat_rows_says_it_needs_preference_pairs(
         train(cfg)
 
 
+def test_init_adapter_continues_from_its_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+    first = train(_config(tmp_path / "a", tiny_model_dir, max_steps=2))
+    trained = load_file(first / "adapter_model.safetensors")
+
+    # a second run from it that barely moves (tiny learning rate) keeps its weights and rank;
+    # a fresh LoRA would start from B = 0
+    cfg = _config(
+        tmp_path / "b",
+        tiny_model_dir,
+        top={"init_adapter": first, "lora": {"r": 8, "target_modules": ["q_proj"]}},
+        max_steps=1,
+        learning_rate=1e-12,
+    )
+    second = train(cfg)
+    continued = load_file(second / "adapter_model.safetensors")
+    assert continued.keys() == trained.keys()
+    assert all(torch.allclose(continued[k], trained[k], atol=1e-6) for k in trained)
+    assert any(k.endswith("lora_B.weight") and trained[k].abs().sum() > 0 for k in trained)
+    assert json.loads((second / "adapter_config.json").read_text())["r"] == 4
+    summary = json.loads((tmp_path / "b" / "run" / "training.json").read_text())
+    assert summary["init_adapter"] == str(first)
+
+    cfg.init_adapter = tmp_path / "nowhere"
+    with pytest.raises(TrainError, match=r"no adapter_config\.json"):
+        train(cfg)
+
+
 def test_qlora_on_needs_cuda() -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA present")

@@ -1,6 +1,7 @@
 """The finetune loop end to end on the real stack: a dataset whose benign answers come from the
 real vLLM, a few LoRA steps on the real SmolLM2-135M, evaluation of base vs adapter through
-vLLM (runtime LoRA loading), and a direct promotion that leaves the adapter served."""
+vLLM (runtime LoRA loading), and a direct promotion that leaves the adapter served; and a DPO
+step on the preference pairs the build wrote, whose adapter vLLM loads and answers with."""
 
 from __future__ import annotations
 
@@ -110,3 +111,58 @@ def test_loop_on_real_vllm(vllm: VLLMServer, base_model_dir: Path, tmp_path: Pat
     assert "hardened-it" in _models(vllm.url)
     answer = client.chat("hardened-it", ["What is the capital of France?"], max_tokens=8)
     assert answer[0]
+
+
+def test_dpo_on_the_built_preference_pairs_gives_an_adapter_vllm_serves(
+    vllm: VLLMServer, base_model_dir: Path, tmp_path: Path
+) -> None:
+    from finetune.chat_data import read_jsonl
+    from finetune.refusal import is_refusal
+
+    (tmp_path / "seeds.yaml").write_text(SEEDS)
+    (tmp_path / "near.yaml").write_text(NEAR_MISS)
+    client = VLLMClient(vllm.url, timeout_s=300)
+    stats = build(
+        BuildConfig(
+            out=tmp_path / "data",
+            vllm_url=vllm.url,
+            model=BASE,
+            seeds=tmp_path / "seeds.yaml",
+            near_miss=tmp_path / "near.yaml",
+            holdout=["extraction"],
+            attack_mutations=[],
+            benign_mutations=[],
+            benign_eval_fraction=0.0,
+            answer_max_tokens=24,
+        ),
+        client,
+    )
+    pairs = read_jsonl(tmp_path / "data/preferences.jsonl")
+    prefs = stats["preference_pairs"]
+    assert isinstance(prefs, dict) and len(pairs) == prefs["attack"] + prefs["benign"] > 0
+    for pair in pairs:  # the rejected side is the base's real answer, or a refusal for benign
+        rejected = pair["rejected"][0]["content"]
+        assert is_refusal(rejected) == (pair["meta"]["kind"] == "benign")
+
+    adapter = train(
+        TrainConfig.model_validate(
+            {
+                "method": "dpo",
+                "base_model": base_model_dir,
+                "base_model_name": BASE,
+                "dataset": tmp_path / "data/preferences.jsonl",
+                "output_dir": tmp_path / "run",
+                "adapter_name": "hardened-dpo",
+                "lora": {"r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"]},
+                "train": {"max_steps": 1, "batch_size": 2, "max_seq_len": 128},
+                "qlora": "off",
+            }
+        )
+    )
+    assert load_adapter(adapter).manifest.evaluation["training"]["method"] == "dpo"  # type: ignore[index]
+    client.load_adapter("hardened-dpo", adapter)
+    try:
+        (answer,) = client.chat("hardened-dpo", ["What is the capital of France?"], max_tokens=8)
+        assert answer.strip()
+    finally:
+        client.unload_adapter("hardened-dpo")
