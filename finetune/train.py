@@ -196,7 +196,10 @@ def _write_adapter(
 ) -> None:
     if adapter.exists():
         shutil.rmtree(adapter)
-    trainer.model.save_pretrained(str(adapter), safe_serialization=True)
+    # only the trained adapter: DPO from an init_adapter also holds TRL's frozen "ref" copy
+    trainer.model.save_pretrained(
+        str(adapter), safe_serialization=True, selected_adapters=["default"]
+    )
     config_path = adapter / "adapter_config.json"
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = cfg.base_model_name  # no local paths in the artefact

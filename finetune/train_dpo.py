@@ -4,8 +4,10 @@ The loss is DPO's sigmoid loss plus ``sft_weight`` times the supervised loss on 
 answers (TRL's ``loss_type=["sigmoid", "sft"]``): the supervised term teaches the voice's
 refusals word for word, the preference term pushes the base model's compliant answers to
 attacks down and, on benign look-alikes, pushes the refusal down. The reference model is the
-base itself (PEFT: the adapter switched off); its log-probabilities are computed once, before
-the first step (``precompute_ref_log_probs``), so a step costs two sequences per pair, not four.
+starting point: the base (PEFT: the adapter switched off) for a fresh LoRA, the starting
+adapter for ``init_adapter`` (TRL keeps a frozen copy of it named ``ref``; only the trained
+adapter is saved). Its log-probabilities are computed once, before the first step
+(``precompute_ref_log_probs``), so a step costs two sequences per pair, not four.
 """
 
 from __future__ import annotations

@@ -121,6 +121,25 @@ def test_dpo_prefers_the_chosen_answer_and_writes_an_adapter(
     assert _margin(tuned, tokenizer) > before + 1.0  # nats; swapping the pair lowers it
 
 
+def test_dpo_from_an_init_adapter_saves_only_the_trained_adapter(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    for run in ("sft", "dpo"):
+        (tmp_path / run).mkdir()
+    first = train(_config(tmp_path / "sft", tiny_model_dir, max_steps=1))
+    pair = {"prompt": PROMPT, "chosen": CHOSEN, "rejected": REJECTED, "meta": {}}
+    dataset = write_jsonl(tmp_path / "preferences.jsonl", [pair] * 4)
+    top = {"method": "dpo", "dataset": dataset, "init_adapter": first}
+    folder = train(_config(tmp_path / "dpo", tiny_model_dir, top=top, max_steps=1))
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "manifest.yaml",
+    ]  # no copy of the reference adapter (TRL's "ref") beside it
+    assert load_adapter(folder).status is Status.CANDIDATE
+
+
 def test_dpo_on_chat_rows_says_it_needs_preference_pairs(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
