@@ -36,27 +36,29 @@ def _models(url: str) -> set[str]:
     return {m["id"] for m in httpx.get(f"{url}/v1/models", timeout=10).json()["data"]}
 
 
-def test_loop_on_real_vllm(vllm: VLLMServer, base_model_dir: Path, tmp_path: Path) -> None:
+def _build(url: str, tmp_path: Path, client: VLLMClient, mutations: list[str]) -> dict[str, object]:
+    """Seeds + near-misses answered by the real base model; the extraction family held out."""
     (tmp_path / "seeds.yaml").write_text(SEEDS)
     (tmp_path / "near.yaml").write_text(NEAR_MISS)
+    config = BuildConfig(
+        out=tmp_path / "data",
+        vllm_url=url,
+        model=BASE,
+        seeds=tmp_path / "seeds.yaml",
+        near_miss=tmp_path / "near.yaml",
+        holdout=["extraction"],
+        attack_mutations=mutations,
+        benign_mutations=[],
+        benign_eval_fraction=0.0,
+        answer_max_tokens=24,
+    )
+    return build(config, client)
+
+
+def test_loop_on_real_vllm(vllm: VLLMServer, base_model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "utility.yaml").write_text(UTILITY)
     client = VLLMClient(vllm.url, timeout_s=300)
-
-    stats = build(
-        BuildConfig(
-            out=tmp_path / "data",
-            vllm_url=vllm.url,
-            model=BASE,
-            seeds=tmp_path / "seeds.yaml",
-            near_miss=tmp_path / "near.yaml",
-            holdout=["extraction"],
-            attack_mutations=["base64"],
-            benign_mutations=[],
-            benign_eval_fraction=0.0,
-            answer_max_tokens=24,
-        ),
-        client,
-    )
+    stats = _build(vllm.url, tmp_path, client, ["base64"])
     examples = stats["examples"]
     assert isinstance(examples, dict)
     assert examples["eval"] == {"eval": 4}  # the held-out family and its base64 copies
@@ -119,24 +121,8 @@ def test_dpo_on_the_built_preference_pairs_gives_an_adapter_vllm_serves(
     from finetune.chat_data import read_jsonl
     from finetune.refusal import is_refusal
 
-    (tmp_path / "seeds.yaml").write_text(SEEDS)
-    (tmp_path / "near.yaml").write_text(NEAR_MISS)
     client = VLLMClient(vllm.url, timeout_s=300)
-    stats = build(
-        BuildConfig(
-            out=tmp_path / "data",
-            vllm_url=vllm.url,
-            model=BASE,
-            seeds=tmp_path / "seeds.yaml",
-            near_miss=tmp_path / "near.yaml",
-            holdout=["extraction"],
-            attack_mutations=[],
-            benign_mutations=[],
-            benign_eval_fraction=0.0,
-            answer_max_tokens=24,
-        ),
-        client,
-    )
+    stats = _build(vllm.url, tmp_path, client, [])
     pairs = read_jsonl(tmp_path / "data/preferences.jsonl")
     prefs = stats["preference_pairs"]
     assert isinstance(prefs, dict) and len(pairs) == prefs["attack"] + prefs["benign"] > 0
