@@ -94,15 +94,20 @@ def load_model(cfg: TrainConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def tokenized(cfg: TrainConfig, tokenizer: Any) -> Any:
+def shuffled(cfg: TrainConfig, rows: list[dict[str, Any]]) -> Any:
+    """``rows`` as a ``datasets.Dataset``, shuffled by the seed, cut to ``max_examples``."""
     from datasets import Dataset
 
-    rows = [{"messages": r["messages"]} for r in read_jsonl(cfg.dataset)]
     if not rows:
         raise TrainError(f"{cfg.dataset} has no examples")
     ds = Dataset.from_list(rows).shuffle(seed=cfg.seed)
     if cfg.train.max_examples is not None:
         ds = ds.select(range(min(cfg.train.max_examples, len(ds))))
+    return ds
+
+
+def tokenized(cfg: TrainConfig, tokenizer: Any) -> Any:
+    ds = shuffled(cfg, [{"messages": r["messages"]} for r in read_jsonl(cfg.dataset)])
     return ds.map(
         lambda r: encode(r["messages"], tokenizer, cfg.train.max_seq_len),
         remove_columns=["messages"],
@@ -144,12 +149,9 @@ def trainer_for(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, int]:
     from transformers import Trainer, TrainingArguments
 
     if cfg.method == "dpo":
-        from finetune.train_dpo import PreferenceDataError, dpo_trainer, preference_rows
+        from finetune.train_dpo import dpo_trainer, preference_rows
 
-        try:
-            pairs = preference_rows(cfg)
-        except PreferenceDataError as exc:
-            raise TrainError(str(exc)) from None
+        pairs = preference_rows(cfg)
         return dpo_trainer(cfg, load_model(cfg), tokenizer, pairs, arguments(cfg)), len(pairs)
     data = tokenized(cfg, tokenizer)
     trainer = Trainer(

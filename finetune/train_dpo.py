@@ -15,32 +15,22 @@ from __future__ import annotations
 from typing import Any
 
 from finetune.chat_data import read_jsonl
+from finetune.train import TrainError, shuffled
 from finetune.train_config import TrainConfig
 
 FIELDS = ("prompt", "chosen", "rejected")
 
 
-class PreferenceDataError(ValueError):
-    """The dataset is not preference pairs (``prompt``, ``chosen``, ``rejected``)."""
-
-
 def preference_rows(cfg: TrainConfig) -> Any:
     """The pairs of ``cfg.dataset`` as a shuffled ``datasets.Dataset``."""
-    from datasets import Dataset
-
     rows = read_jsonl(cfg.dataset)
-    if not rows:
-        raise PreferenceDataError(f"{cfg.dataset} has no examples")
     for line, row in enumerate(rows, 1):
         if not all(isinstance(row.get(k), list) and row[k] for k in FIELDS):
-            raise PreferenceDataError(
+            raise TrainError(
                 f"{cfg.dataset} line {line} is not a preference pair (prompt, chosen, "
                 "rejected): method dpo trains on preferences.jsonl from `finetune dataset build`"
             )
-    ds = Dataset.from_list([{k: row[k] for k in FIELDS} for row in rows]).shuffle(seed=cfg.seed)
-    if cfg.train.max_examples is not None:
-        ds = ds.select(range(min(cfg.train.max_examples, len(ds))))
-    return ds
+    return shuffled(cfg, [{k: row[k] for k in FIELDS} for row in rows])
 
 
 def dpo_trainer(
