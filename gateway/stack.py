@@ -6,11 +6,13 @@ so the test suite starts vLLM exactly the way users do.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +42,33 @@ def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 15.0) 
         pass
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux SIGTERM the child when the process that started it dies,
+    however it dies (``kill -9`` included): the child runs in its own session, so nothing else
+    reaches it, and a killed ``gateway up`` or test run would leave vLLM holding its port and
+    gigabytes of memory. ``None`` where there is no ``prctl`` (not Linux).
+
+    The libc function is looked up here, in the parent: between ``fork`` and ``exec`` the child
+    only makes the call (no import, no allocation by the loader)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    term = int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, term)
+
+    return preexec
+
+
 _BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
@@ -61,7 +90,10 @@ def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 @dataclass
 class VLLMServer:
     """A vLLM OpenAI-compatible server in its own process group, with LoRA enabled and
-    runtime adapter loading allowed. Use as a context manager; exit stops everything it started."""
+    runtime adapter loading allowed. Use as a context manager; exit stops everything it started.
+    If the process that started it dies without stopping it, Linux stops it
+    (:func:`die_with_parent`): start it from a thread that lives as long as the process (the
+    signal follows the thread that forked)."""
 
     model_dir: Path
     served_name: str
@@ -110,7 +142,12 @@ class VLLMServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         log.close()
 

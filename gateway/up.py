@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -24,6 +26,7 @@ def run_stack(
     from gateway.app import create_app
     from gateway.logging import configure_logging
 
+    stop_on_sigterm()
     model_dir = STATE_DIR / "models" / settings.base_model
     with console.status(f"[1/4] base model: exporting SmolLM2 GGUF to {model_dir} (once)"):
         from finetune.base_model import export_base_model
@@ -67,6 +70,14 @@ def run_stack(
         with console.status("stopping vLLM"):
             server.stop()
         console.print("stopped.")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (``kill``, ``timeout``, a container stop) takes the Ctrl-C path: vLLM is stopped
+    however far the start got. (While serving, uvicorn catches both signals itself, shuts the
+    gateway down and raises them again, which ends here too.)"""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def ensure_dev_key(settings: Settings) -> str | None:

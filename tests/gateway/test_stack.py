@@ -1,13 +1,17 @@
-"""stop_process_group (a child and everything it started end, also when it ignores SIGTERM) and
-the vLLM command's dtype."""
+"""stop_process_group (a child and everything it started end, also when it ignores SIGTERM), vLLM
+stopping when whatever started it is killed, and the vLLM command's dtype."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from gateway.stack import VLLMServer, cpu_dtype, stop_process_group
 
@@ -57,3 +61,88 @@ def test_the_server_command_names_the_dtype(tmp_path: Path) -> None:
     server = VLLMServer(tmp_path, "m", dtype="float32")
     cmd = server.command()
     assert cmd[cmd.index("--dtype") + 1] == "float32"
+
+
+def fake_vllm(tmp_path: Path) -> Path:
+    """A stand-in for the serving environment's python: writes its pid, then sleeps (it ignores
+    the vLLM arguments and never answers, so a start waits for it)."""
+    fake = tmp_path / "serve-python"
+    fake.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'vllm.pid'}\nexec sleep 120\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def started_pid(tmp_path: Path) -> psutil.Process:
+    pid_file = tmp_path / "vllm.pid"
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline, "the fake vLLM never started"
+        time.sleep(0.05)
+    return psutil.Process(int(pid_file.read_text()))
+
+
+def ended(proc: psutil.Process, timeout_s: float = 10) -> bool:
+    """Gone or a zombie (killed, waiting for an init that may never reap it) within the time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+STARTER = """
+import sys, time
+from pathlib import Path
+from gateway.stack import VLLMServer
+tmp = Path(sys.argv[1])
+VLLMServer(tmp, "m", python=tmp / "serve-python", log_path=tmp / "log", dtype="float32").start()
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG)")
+def test_vllm_stops_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    fake_vllm(tmp_path)
+    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path)])
+    try:
+        child = started_pid(tmp_path)
+        assert child.ppid() == starter.pid
+        starter.kill()  # kill -9: no handler, no finally runs in the starter
+        starter.wait()
+        assert ended(child), "vLLM outlived the process that started it"
+    finally:
+        starter.kill()
+        if psutil.pid_exists(child_pid := int((tmp_path / "vllm.pid").read_text() or 0)):
+            os.kill(child_pid, signal.SIGKILL)
+
+
+UP = """
+import sys
+import finetune.base_model
+finetune.base_model.export_base_model = lambda model_dir: None  # not the unit under test
+from gateway.cli import app
+app(["up", "--serve-python", sys.argv[1], "--vllm-port", sys.argv[2]])
+"""
+
+
+def test_sigterm_while_gateway_up_waits_for_vllm_stops_vllm_and_exits_cleanly(
+    tmp_path: Path,
+) -> None:
+    fake = fake_vllm(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    up = subprocess.Popen(
+        [sys.executable, "-c", UP, str(fake), "1"],  # port 1: nothing answers there
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        child = started_pid(tmp_path)
+        up.send_signal(signal.SIGTERM)
+        _, err = up.communicate(timeout=60)
+        assert up.returncode == 130, err.decode()  # the Ctrl-C exit, not killed by SIGTERM (-15)
+        assert ended(child, timeout_s=0.5)  # stopped before `gateway up` exited
+    finally:
+        up.kill()
