@@ -154,13 +154,22 @@ def trainer_for(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, int]:
         pairs = preference_rows(cfg)
         return dpo_trainer(cfg, load_model(cfg), tokenizer, pairs, arguments(cfg)), len(pairs)
     data = tokenized(cfg, tokenizer)
-    trainer = Trainer(
-        model=load_model(cfg),
-        args=TrainingArguments(**arguments(cfg)),
-        train_dataset=data,
-        data_collator=PadCollator(int(tokenizer.pad_token_id)),
-    )
-    return trainer, len(data)
+    common: dict[str, Any] = {
+        "model": load_model(cfg),
+        "args": TrainingArguments(**arguments(cfg)),
+        "train_dataset": data,
+        "data_collator": PadCollator(int(tokenizer.pad_token_id)),
+    }
+    if cfg.train.decision_tokens > 0:
+        from finetune.decision_loss import DecisionWeightedTrainer
+
+        weighted = DecisionWeightedTrainer(
+            **common,
+            decision_tokens=cfg.train.decision_tokens,
+            decision_weight=cfg.train.decision_weight,
+        )
+        return weighted, len(data)
+    return Trainer(**common), len(data)
 
 
 def train(cfg: TrainConfig, *, fresh: bool = False) -> Path:
@@ -220,6 +229,8 @@ def _write_adapter(
         "resumed_from": resumed_from,
         "qlora": use_qlora(cfg.qlora),
         "method": cfg.method,
+        "decision_tokens": cfg.train.decision_tokens,
+        "decision_weight": cfg.train.decision_weight,
         "init_adapter": str(cfg.init_adapter) if cfg.init_adapter else None,
     }
     (cfg.output_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")

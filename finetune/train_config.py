@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.adapters import NAME_PATTERN
 
@@ -46,6 +46,14 @@ class Optimisation(BaseModel):
     logging_steps: int = Field(default=5, ge=1)
     save_steps: int = Field(default=25, ge=1, description="checkpoint interval (resume point)")
     save_total_limit: int = Field(default=2, ge=1)
+    decision_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="supervised: the first N answer tokens, where the model decides between "
+        "refusing and answering, weigh decision_weight in the loss (0: plain mean; "
+        "finetune/decision_loss.py)",
+    )
+    decision_weight: float = Field(default=1.0, ge=1.0, description="see decision_tokens")
 
 
 class DpoSettings(BaseModel):
@@ -90,6 +98,12 @@ class TrainConfig(BaseModel):
     qlora: Literal["off", "auto", "on"] = Field(
         default="auto", description="4-bit base via bitsandbytes: auto = when CUDA is available"
     )
+
+    @model_validator(mode="after")
+    def _decision_weighting_is_supervised(self) -> TrainConfig:
+        if self.method != "sft" and self.train.decision_tokens > 0:
+            raise ValueError("train.decision_tokens weights the supervised loss: method sft only")
+        return self
 
 
 def load_config(path: Path, **overrides: object) -> TrainConfig:
