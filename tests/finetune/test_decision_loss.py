@@ -106,8 +106,13 @@ def _first_token_loss(tiny_model_dir: Path, adapter: Path) -> float:
     model, batch = _batch(tiny_model_dir)
     model = PeftModel.from_pretrained(model, adapter)
     with torch.no_grad():
-        logits = model(**batch).logits
-    return float(weighted_loss(logits[:2], batch["labels"][:2], tokens=1, weight=1e6).item())
+        logits = model(**batch).logits[:2, :-1]  # the two refusal rows
+    labels = batch["labels"][:2]
+    first = token_weights(labels, tokens=1, weight=2.0) == 2.0
+    ce = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), labels[:, 1:].clamp(min=0), reduction="none"
+    )
+    return float(ce[first].mean())
 
 
 def test_finetune_train_with_decision_tokens_learns_the_first_token_faster(
