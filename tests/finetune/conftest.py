@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from finetune.train_config import TrainConfig
 from tests.conftest import BASE, REPO
 
 Responder = Callable[[str, str], str]
@@ -91,3 +92,25 @@ class FakeVLLM:
             self.loaded.discard(str(body["lora_name"]))
             return httpx.Response(200, text="ok")
         return httpx.Response(404)
+
+
+def tiny_train_config(
+    tmp_path: Path, tiny_model_dir: Path, *, top: dict[str, object] | None = None, **train: object
+) -> TrainConfig:
+    """A supervised run of the tiny model on 12 refusal rows written to ``tmp_path``; ``top``
+    overrides top-level keys, ``train`` the optimisation settings."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    dataset = write_jsonl(tmp_path / "train.jsonl", chat_rows(12))
+    return TrainConfig.model_validate(
+        {
+            "base_model": tiny_model_dir,
+            "base_model_name": BASE,
+            "dataset": dataset,
+            **(top or {}),
+            "output_dir": tmp_path / "run",
+            "adapter_name": "tiny-hardened",
+            "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+            "train": {"batch_size": 4, "logging_steps": 1, "save_steps": 2, **train},
+            "qlora": "off",
+        }
+    )

@@ -15,7 +15,7 @@ from finetune.decision_loss import token_weights, weighted_loss
 from finetune.train import train
 from finetune.train_config import TrainConfig
 from tests.conftest import BASE
-from tests.finetune.conftest import chat_rows, write_jsonl
+from tests.finetune.conftest import chat_rows, tiny_train_config
 
 X = IGNORE
 
@@ -83,22 +83,6 @@ def test_weight_one_is_the_trainers_own_loss(tiny_model_dir: Path) -> None:
     )
 
 
-def _config(tmp_path: Path, tiny_model_dir: Path, **train_settings: object) -> TrainConfig:
-    tmp_path.mkdir(exist_ok=True)
-    return TrainConfig.model_validate(
-        {
-            "base_model": tiny_model_dir,
-            "base_model_name": BASE,
-            "dataset": write_jsonl(tmp_path / "train.jsonl", chat_rows(12)),
-            "output_dir": tmp_path / "run",
-            "adapter_name": "tiny-hardened",
-            "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-            "train": {"batch_size": 4, "max_steps": 6, "learning_rate": 3e-2, **train_settings},
-            "qlora": "off",
-        }
-    )
-
-
 def _first_token_loss(tiny_model_dir: Path, adapter: Path) -> float:
     """Cross-entropy of the answer's first token ("I" of "I can't help with that.")."""
     from peft import PeftModel
@@ -118,9 +102,12 @@ def _first_token_loss(tiny_model_dir: Path, adapter: Path) -> float:
 def test_finetune_train_with_decision_tokens_learns_the_first_token_faster(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    plain = train(_config(tmp_path / "plain", tiny_model_dir))
+    steps = {"max_steps": 6, "learning_rate": 3e-2}
+    plain = train(tiny_train_config(tmp_path / "plain", tiny_model_dir, **steps))
     weighted = train(
-        _config(tmp_path / "weighted", tiny_model_dir, decision_tokens=1, decision_weight=50.0)
+        tiny_train_config(
+            tmp_path / "weighted", tiny_model_dir, decision_tokens=1, decision_weight=50.0, **steps
+        )
     )
     assert _first_token_loss(tiny_model_dir, weighted) < _first_token_loss(tiny_model_dir, plain)
     summary = json.loads((tmp_path / "weighted" / "run" / "training.json").read_text())

@@ -10,35 +10,16 @@ import pytest
 import torch
 
 from finetune.train import TrainError, train, use_qlora
-from finetune.train_config import TrainConfig, load_config
+from finetune.train_config import load_config
 from gateway.adapters import Status, load_adapter
 from tests.conftest import BASE
-from tests.finetune.conftest import chat_rows, write_jsonl
-
-
-def _config(
-    tmp_path: Path, tiny_model_dir: Path, *, top: dict[str, object] | None = None, **train: object
-) -> TrainConfig:
-    dataset = write_jsonl(tmp_path / "train.jsonl", chat_rows(12))
-    return TrainConfig.model_validate(
-        {
-            "base_model": tiny_model_dir,
-            "base_model_name": BASE,
-            "dataset": dataset,
-            **(top or {}),
-            "output_dir": tmp_path / "run",
-            "adapter_name": "tiny-hardened",
-            "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-            "train": {"batch_size": 4, "logging_steps": 1, "save_steps": 2, **train},
-            "qlora": "off",
-        }
-    )
+from tests.finetune.conftest import tiny_train_config, write_jsonl
 
 
 def test_train_writes_an_adapter_the_registry_accepts_and_resumes(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    cfg = _config(tmp_path, tiny_model_dir, max_steps=2)
+    cfg = tiny_train_config(tmp_path, tiny_model_dir, max_steps=2)
     folder = train(cfg)
     assert folder == tmp_path / "run" / "tiny-hardened"
     adapter = load_adapter(folder)  # the gateway's own loader: manifest, PEFT files, sha256
@@ -65,7 +46,7 @@ def test_same_seed_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
     weights = []
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
-        cfg = _config(tmp_path / run, tiny_model_dir, max_steps=1)
+        cfg = tiny_train_config(tmp_path / run, tiny_model_dir, max_steps=1)
         weights.append(load_file(train(cfg) / "adapter_model.safetensors"))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
@@ -100,7 +81,7 @@ def test_dpo_prefers_the_chosen_answer_and_writes_an_adapter(
 
     pair = {"prompt": PROMPT, "chosen": CHOSEN, "rejected": REJECTED, "meta": {}}
     dataset = write_jsonl(tmp_path / "preferences.jsonl", [pair] * 8)
-    cfg = _config(
+    cfg = tiny_train_config(
         tmp_path,
         tiny_model_dir,
         top={"method": "dpo", "dataset": dataset, "dpo": {"beta": 1.0, "sft_weight": 0.0}},
@@ -126,11 +107,11 @@ def test_dpo_from_an_init_adapter_saves_only_the_trained_adapter(
 ) -> None:
     for run in ("sft", "dpo"):
         (tmp_path / run).mkdir()
-    first = train(_config(tmp_path / "sft", tiny_model_dir, max_steps=1))
+    first = train(tiny_train_config(tmp_path / "sft", tiny_model_dir, max_steps=1))
     pair = {"prompt": PROMPT, "chosen": CHOSEN, "rejected": REJECTED, "meta": {}}
     dataset = write_jsonl(tmp_path / "preferences.jsonl", [pair] * 4)
     top = {"method": "dpo", "dataset": dataset, "init_adapter": first}
-    folder = train(_config(tmp_path / "dpo", tiny_model_dir, top=top, max_steps=1))
+    folder = train(tiny_train_config(tmp_path / "dpo", tiny_model_dir, top=top, max_steps=1))
     assert sorted(p.name for p in folder.iterdir()) == [
         "README.md",
         "adapter_config.json",
@@ -143,7 +124,7 @@ def test_dpo_from_an_init_adapter_saves_only_the_trained_adapter(
 def test_dpo_on_chat_rows_says_it_needs_preference_pairs(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    cfg = _config(tmp_path, tiny_model_dir, top={"method": "dpo"}, max_steps=1)
+    cfg = tiny_train_config(tmp_path, tiny_model_dir, top={"method": "dpo"}, max_steps=1)
     with pytest.raises(TrainError, match=r"line 1 is not a preference pair .*preferences\.jsonl"):
         train(cfg)
 
@@ -153,12 +134,12 @@ def test_init_adapter_continues_from_its_weights(tmp_path: Path, tiny_model_dir:
 
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
-    first = train(_config(tmp_path / "a", tiny_model_dir, max_steps=2))
+    first = train(tiny_train_config(tmp_path / "a", tiny_model_dir, max_steps=2))
     trained = load_file(first / "adapter_model.safetensors")
 
     # a second run from it that barely moves (tiny learning rate) keeps its weights and rank;
     # a fresh LoRA would start from B = 0
-    cfg = _config(
+    cfg = tiny_train_config(
         tmp_path / "b",
         tiny_model_dir,
         top={"init_adapter": first, "lora": {"r": 8, "target_modules": ["q_proj"]}},
