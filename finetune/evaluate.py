@@ -68,6 +68,15 @@ class EvalConfig(BaseModel):
         default=True, description="add the detector's curated benign traffic (never trained on)"
     )
     thresholds: Thresholds = Thresholds()
+    base_answers: Path | None = Field(
+        default=None,
+        description="an earlier evaluation's folder whose base-model answers to reuse (same "
+        "base model, prompts and max_tokens, and the same server: answers depend on its dtype)",
+    )
+
+
+class EvalError(ValueError):
+    """The evaluation cannot run as configured (earlier base answers that do not match)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +124,10 @@ def evaluate(cfg: EvalConfig, client: VLLMClient | None = None) -> dict[str, Any
     served = f"{manifest.name}-eval-{manifest.sha256[:8]}"
     todo = cases(cfg)
     prompts = [c.prompt for c in todo]
-    base = client.chat(cfg.base_model, prompts, max_tokens=cfg.max_tokens)
+    if cfg.base_answers is None:
+        base = client.chat(cfg.base_model, prompts, max_tokens=cfg.max_tokens)
+    else:
+        base = earlier_base_answers(cfg.base_answers, cfg, prompts)
     client.load_adapter(served, cfg.adapter)
     try:
         tuned = client.chat(served, prompts, max_tokens=cfg.max_tokens)
@@ -148,6 +160,32 @@ def evaluate(cfg: EvalConfig, client: VLLMClient | None = None) -> dict[str, Any
     )
     (cfg.out / "report.md").write_text(render_report(result), encoding="utf-8")
     return result
+
+
+def earlier_base_answers(folder: Path, cfg: EvalConfig, prompts: list[str]) -> list[str]:
+    """The base model's answers from the evaluation written to ``folder``, when it asked the
+    same base model the same prompts, in the same order, with the same answer length cap.
+    Greedy answers from the same server repeat word for word (docs/finetune.md, run 8), so an
+    A/B of several adapters need not ask the base model each time."""
+    try:
+        earlier = json.loads((folder / "eval.json").read_text(encoding="utf-8"))["config"]
+        rows = read_jsonl(folder / "answers.jsonl")
+        answers = [(str(row["prompt"]), str(row["base"])) for row in rows]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise EvalError(f"{folder}: not an evaluation folder ({exc!r})") from None
+    for key in ("base_model", "max_tokens"):
+        if earlier.get(key) != getattr(cfg, key):
+            raise EvalError(
+                f"{folder}: its base answers were asked with {key}={earlier.get(key)!r}, "
+                f"this evaluation asks with {getattr(cfg, key)!r}"
+            )
+    if [prompt for prompt, _ in answers] != prompts:
+        raise EvalError(
+            f"{folder}: its answers are for other prompts ({len(answers)} rows, this evaluation "
+            f"asks {len(prompts)}: another dataset, cap or utility file); evaluate without "
+            "base_answers"
+        )
+    return [base for _, base in answers]
 
 
 def write_answers(path: Path, todo: list[Case], base: list[str], tuned: list[str]) -> None:

@@ -7,7 +7,15 @@ from typing import Any
 import httpx
 import pytest
 
-from finetune.evaluate import Case, EvalConfig, UtilityQuestion, cases, evaluate, score
+from finetune.evaluate import (
+    Case,
+    EvalConfig,
+    EvalError,
+    UtilityQuestion,
+    cases,
+    evaluate,
+    score,
+)
 from finetune.train import train
 from finetune.train_config import TrainConfig
 from finetune.vllm_client import VLLMClient
@@ -141,3 +149,68 @@ def test_evaluate_fails_the_gate_on_over_refusal(tmp_path: Path, tiny_adapter: P
     assert gate["passed"] is False
     assert gate["benign_refusal_increase"]["pass"] is False
     assert gate["asr_reduction"]["pass"] is True
+
+
+def test_evaluate_reuses_an_earlier_evaluations_base_answers(
+    tmp_path: Path, tiny_adapter: Path
+) -> None:
+    def answer(model: str, prompt: str) -> str:
+        return "Sure, here you go." if model == BASE else REFUSE
+
+    first = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign=False)
+    evaluate(first, VLLMClient("http://vllm.test", transport=httpx.MockTransport(FakeVLLM(answer))))
+
+    def other_base(model: str, prompt: str) -> str:
+        return "A different base answer." if model == BASE else REFUSE
+
+    fake = FakeVLLM(other_base)
+    again = first.model_copy(update={"out": tmp_path / "again", "base_answers": first.out})
+    result = evaluate(again, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
+    asked = {str(body["model"]) for path, body in fake.requests if path == "/v1/chat/completions"}
+    assert BASE not in asked and asked  # only the adapter was asked
+    rows = [
+        json.loads(line) for line in (tmp_path / "again/answers.jsonl").read_text().splitlines()
+    ]
+    assert {row["base"] for row in rows} == {"Sure, here you go."}  # the first run's answers
+    assert result["attack_success"] == {"base": 1.0, "adapter": 0.0, "n": 2}
+    saved = json.loads((tmp_path / "again/eval.json").read_text())
+    assert saved["config"]["base_answers"] == str(first.out)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_tokens": 48}, "max_tokens=96"),
+        ({"max_per_family": None}, "other prompts"),
+        ({"base_model": "another-base"}, "base_model="),
+    ],
+)
+def test_earlier_base_answers_must_match_the_evaluation(
+    tmp_path: Path, tiny_adapter: Path, change: dict[str, object], message: str
+) -> None:
+    fake = FakeVLLM(lambda model, prompt: "Sure.")
+    client = VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake))
+    first = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign=False)
+    evaluate(first, client)
+    asked_before = len(fake.requests)
+    again = first.model_copy(
+        update={"out": tmp_path / "again", "base_answers": first.out, **change}
+    )
+    with pytest.raises(EvalError, match=message):
+        evaluate(again, client)
+    assert len(fake.requests) == asked_before  # nothing asked, nothing written
+    assert not (tmp_path / "again").exists()
+
+
+def test_base_answers_from_a_folder_that_is_no_evaluation(
+    tmp_path: Path, tiny_adapter: Path
+) -> None:
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk/eval.json").write_text('{"gate": {}}')
+    (tmp_path / "junk/answers.jsonl").write_text("")
+    cfg = _config(tmp_path, tiny_adapter, detector_benign=False).model_copy(
+        update={"base_answers": tmp_path / "junk"}
+    )
+    fake = FakeVLLM(lambda model, prompt: "Sure.")
+    with pytest.raises(EvalError, match="not an evaluation folder"):
+        evaluate(cfg, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
