@@ -169,6 +169,8 @@ def earlier_base_answers(folder: Path, cfg: EvalConfig, prompts: list[str]) -> l
     A/B of several adapters need not ask the base model each time."""
     try:
         earlier = json.loads((folder / "eval.json").read_text(encoding="utf-8"))["config"]
+        if not isinstance(earlier, dict):
+            raise TypeError(f"config is {type(earlier).__name__}")
         rows = read_jsonl(folder / "answers.jsonl")
         answers = [(str(row["prompt"]), str(row["base"])) for row in rows]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:

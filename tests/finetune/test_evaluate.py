@@ -206,11 +206,16 @@ def test_base_answers_from_a_folder_that_is_no_evaluation(
     tmp_path: Path, tiny_adapter: Path
 ) -> None:
     (tmp_path / "junk").mkdir()
-    (tmp_path / "junk/eval.json").write_text('{"gate": {}}')
+    (tmp_path / "junk/eval.json").write_text('{"gate": {}}')  # no config
     (tmp_path / "junk/answers.jsonl").write_text("")
     cfg = _config(tmp_path, tiny_adapter, detector_benign=False).model_copy(
         update={"base_answers": tmp_path / "junk"}
     )
     fake = FakeVLLM(lambda model, prompt: "Sure.")
+    client = VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake))
     with pytest.raises(EvalError, match="not an evaluation folder"):
-        evaluate(cfg, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
+        evaluate(cfg, client)
+    (tmp_path / "junk/eval.json").write_text('{"config": 5}')  # a config that is no mapping
+    with pytest.raises(EvalError, match="not an evaluation folder"):
+        evaluate(cfg, client)
+    assert not fake.requests
