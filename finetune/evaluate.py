@@ -35,6 +35,8 @@ from finetune.vllm_client import VLLMClient
 from gateway.adapters import read_manifest
 
 UTILITY = DATA_DIR / "utility.yaml"
+EVAL_JSON = "eval.json"
+ANSWERS = "answers.jsonl"  # read back by earlier_base_answers
 
 
 class UtilityQuestion(BaseModel):
@@ -146,8 +148,8 @@ def evaluate(cfg: EvalConfig, client: VLLMClient | None = None) -> dict[str, Any
     result["adapter"] = {"name": manifest.name, "sha256": manifest.sha256}
     result["config"] = json.loads(cfg.model_dump_json())
     cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_answers(cfg.out / "answers.jsonl", todo, base, tuned)
+    (cfg.out / EVAL_JSON).write_text(json.dumps(result, indent=2) + "\n")
+    write_answers(cfg.out / ANSWERS, todo, base, tuned)
     before_after(
         {
             "attack success\n(held-out families)": _pair(result["attack_success"]),
@@ -168,10 +170,10 @@ def earlier_base_answers(folder: Path, cfg: EvalConfig, prompts: list[str]) -> l
     Greedy answers from the same server repeat word for word (docs/finetune.md, run 8), so an
     A/B of several adapters need not ask the base model each time."""
     try:
-        earlier = json.loads((folder / "eval.json").read_text(encoding="utf-8"))["config"]
+        earlier = json.loads((folder / EVAL_JSON).read_text(encoding="utf-8"))["config"]
         if not isinstance(earlier, dict):
             raise TypeError(f"config is {type(earlier).__name__}")
-        rows = read_jsonl(folder / "answers.jsonl")
+        rows = read_jsonl(folder / ANSWERS)
         answers = [(str(row["prompt"]), str(row["base"])) for row in rows]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise EvalError(f"{folder}: not an evaluation folder ({exc!r})") from None
