@@ -144,18 +144,26 @@ def arguments(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def trainer_for(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, int]:
-    """(the method's trainer, the number of training examples)."""
+def trainer_for(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, int, dict[str, Any]]:
+    """(the method's trainer, the number of training examples, what training.json adds)."""
     from transformers import Trainer, TrainingArguments
 
     if cfg.method == "dpo":
         from finetune.train_dpo import dpo_trainer, preference_rows
 
         pairs = preference_rows(cfg)
-        return dpo_trainer(cfg, load_model(cfg), tokenizer, pairs, arguments(cfg)), len(pairs)
+        trainer = dpo_trainer(cfg, load_model(cfg), tokenizer, pairs, arguments(cfg))
+        return trainer, len(pairs), {}
+    extra: dict[str, Any] = {}
+    if cfg.method == "probe_gate":
+        from finetune.probe_gate import gated_model
+
+        model, extra["probe_gate"] = gated_model(cfg, tokenizer)
+    else:
+        model = load_model(cfg)
     data = tokenized(cfg, tokenizer)
     common: dict[str, Any] = {
-        "model": load_model(cfg),
+        "model": model,
         "args": TrainingArguments(**arguments(cfg)),
         "train_dataset": data,
         "data_collator": PadCollator(int(tokenizer.pad_token_id)),
@@ -168,8 +176,8 @@ def trainer_for(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, int]:
             decision_tokens=cfg.train.decision_tokens,
             decision_weight=cfg.train.decision_weight,
         )
-        return weighted, len(data)
-    return Trainer(**common), len(data)
+        return weighted, len(data), extra
+    return Trainer(**common), len(data), extra
 
 
 def train(cfg: TrainConfig, *, fresh: bool = False) -> Path:
@@ -184,14 +192,14 @@ def train(cfg: TrainConfig, *, fresh: bool = False) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    trainer, n = trainer_for(cfg, tokenizer)
+    trainer, n, extra = trainer_for(cfg, tokenizer)
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None  # type: ignore[no-untyped-call]
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=last)
     took = time.monotonic() - started
     adapter = cfg.output_dir / cfg.adapter_name
     if trainer.is_world_process_zero():
-        _write_adapter(cfg, trainer, adapter, result, took, resumed_from=last, n=n)
+        _write_adapter(cfg, trainer, adapter, result, took, resumed_from=last, n=n, extra=extra)
     return adapter
 
 
@@ -204,6 +212,7 @@ def _write_adapter(
     *,
     resumed_from: str | None,
     n: int,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     if adapter.exists():
         shutil.rmtree(adapter)
@@ -227,11 +236,12 @@ def _write_adapter(
         "last_logged_loss": losses[-1] if losses else None,
         "seconds": round(took, 1),
         "resumed_from": resumed_from,
-        "qlora": use_qlora(cfg.qlora),
+        "qlora": cfg.method != "probe_gate" and use_qlora(cfg.qlora),
         "method": cfg.method,
         "decision_tokens": cfg.train.decision_tokens,
         "decision_weight": cfg.train.decision_weight,
         "init_adapter": str(cfg.init_adapter) if cfg.init_adapter else None,
+        **(extra or {}),
     }
     (cfg.output_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_candidate(

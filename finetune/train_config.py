@@ -71,14 +71,50 @@ class DpoSettings(BaseModel):
     )
 
 
+class ProbeGateSettings(BaseModel):
+    """``method: probe_gate`` (finetune/probe_gate.py): one SwiGLU neuron per layer opened by a
+    logistic probe on the base model's MLP input; only what the neuron writes is trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layers: list[int] = Field(
+        default=[14, 16, 18, 20, 22],
+        min_length=1,
+        description="decoder layers that get a gated neuron (SmolLM2-135M has 0-29)",
+    )
+    threshold: float = Field(
+        default=2.0, description="the gate opens where the probe's logit exceeds this"
+    )
+    window: int = Field(
+        default=3,
+        ge=0,
+        description="on attacks the gate is fitted to stay open on this many answer positions "
+        "after the decision position (the refusal's first tokens)",
+    )
+    c: float = Field(default=1.0, gt=0, description="inverse L2 strength of the probes")
+    prompt_positions: int = Field(
+        default=16, ge=0, description="prompt positions sampled per conversation (negatives)"
+    )
+    answer_positions: int = Field(
+        default=32, ge=1, description="answer positions read per conversation"
+    )
+    base_answer_tokens: int = Field(
+        default=24,
+        ge=1,
+        description="each training attack is also read with the base model's own greedy "
+        "answer of this many tokens, so the gate stays open when the model starts to comply",
+    )
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_model: Path = Field(description="the safetensors folder vLLM serves")
     base_model_name: str = Field(description="the public base model name (manifest)")
-    method: Literal["sft", "dpo"] = Field(
+    method: Literal["sft", "dpo", "probe_gate"] = Field(
         default="sft",
-        description="sft: supervised on train.jsonl; dpo: preference pairs (preferences.jsonl)",
+        description="sft: supervised on train.jsonl; dpo: preference pairs (preferences.jsonl); "
+        "probe_gate: supervised, through probe-gated neurons (see probe_gate)",
     )
     dataset: Path = Field(
         description="train.jsonl (sft) or preferences.jsonl (dpo) from `finetune dataset build`"
@@ -95,6 +131,7 @@ class TrainConfig(BaseModel):
     )
     train: Optimisation = Optimisation()
     dpo: DpoSettings = DpoSettings()
+    probe_gate: ProbeGateSettings = ProbeGateSettings()
     qlora: Literal["off", "auto", "on"] = Field(
         default="auto", description="4-bit base via bitsandbytes: auto = when CUDA is available"
     )
@@ -103,6 +140,20 @@ class TrainConfig(BaseModel):
     def _decision_weighting_is_supervised(self) -> TrainConfig:
         if self.method != "sft" and self.train.decision_tokens > 0:
             raise ValueError("train.decision_tokens weights the supervised loss: method sft only")
+        return self
+
+    @model_validator(mode="after")
+    def _probe_gate_builds_its_own_lora(self) -> TrainConfig:
+        if self.method == "probe_gate":
+            given = sorted({"lora", "init_adapter"} & self.model_fields_set)
+            if given:
+                raise ValueError(
+                    f"method probe_gate builds its own rank-1 LoRAs: drop {', '.join(given)}"
+                )
+            if self.qlora == "on":
+                raise ValueError("method probe_gate reads the base model's rows: qlora off or auto")
+        elif "probe_gate" in self.model_fields_set:
+            raise ValueError("probe_gate settings apply to method probe_gate only")
         return self
 
 
