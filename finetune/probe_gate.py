@@ -134,6 +134,7 @@ def base_answers(model: Any, tokenizer: Any, prompts: Sequence[str], tokens: int
                 for p in prompts[start : start + 16]
             ]
             batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            batch = batch.to(model.device)
             with torch.no_grad():
                 out = model.generate(
                     **batch,
@@ -142,7 +143,7 @@ def base_answers(model: Any, tokenizer: Any, prompts: Sequence[str], tokens: int
                     pad_token_id=tokenizer.pad_token_id,
                 )
             width = batch["input_ids"].shape[1]
-            answers += tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+            answers += tokenizer.batch_decode(out[:, width:].cpu(), skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side
     return answers
@@ -181,12 +182,12 @@ def collect_positions(
             if decision < 0:  # no answer token left after truncation
                 continue
             with torch.no_grad():
-                model(input_ids=torch.tensor([enc["input_ids"]]))
+                model(input_ids=torch.tensor([enc["input_ids"]], device=model.device))
             prompt = rng.permutation(decision)[: settings.prompt_positions].tolist()
             end = min(len(enc["input_ids"]), decision + 1 + settings.answer_positions)
             picked = [*sorted(prompt), *range(decision, end)]
             for layer in settings.layers:
-                rows[layer].append(captured[layer][picked].float().numpy())
+                rows[layer].append(captured[layer][picked].float().cpu().numpy())
             attack += [is_attack] * len(picked)
             offset += [p - decision for p in picked]
     finally:
@@ -235,13 +236,13 @@ def install(peft_model: Any, gate: Gate) -> int:
     mlp = peft_model.base_model.model.model.layers[gate.layer].mlp
     down = mlp.down_proj.base_layer.weight.detach()
     j = quietest_neuron(down)
-    select = torch.zeros(down.shape[1])
+    select = torch.zeros(down.shape[1], device=down.device)
     select[j] = 1.0
     with torch.no_grad():
         for name, row in (("gate_proj", gate.row), ("up_proj", gate.one)):
             proj = getattr(mlp, name)
             own = proj.base_layer.weight[j]
-            proj.lora_A["default"].weight.copy_(torch.from_numpy(row)[None, :] - own)
+            proj.lora_A["default"].weight.copy_(torch.from_numpy(row).to(own.device)[None, :] - own)
             proj.lora_B["default"].weight.copy_(select[:, None])
         mlp.down_proj.lora_A["default"].weight.copy_(select[None, :])
         mlp.down_proj.lora_B["default"].weight.copy_(-down[:, j][:, None])
@@ -260,7 +261,9 @@ def gated_model(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
     from transformers import AutoModelForCausalLM
 
     settings = cfg.probe_gate
-    model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+    if torch.cuda.is_available():
+        model = model.to(torch.device("cuda"))  # for reading; the Trainer places it anyway
     check_layers(model, settings.layers)
     conversations = training_conversations(cfg)
     attacks = [m[0]["content"] for m, is_attack in conversations if is_attack]
