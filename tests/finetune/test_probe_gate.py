@@ -244,3 +244,24 @@ def test_probe_gate_config_is_strict(fields: dict[str, object], message: str) ->
     base = {"base_model": "m", "base_model_name": BASE, "dataset": "d", "output_dir": "o"}
     with pytest.raises(ValidationError, match=message):
         TrainConfig.model_validate({**base, "adapter_name": "a", **fields})
+
+
+def test_a_resumed_probe_gate_run_keeps_its_gates_frozen(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    cfg = gate_config(tmp_path, tiny_model_dir, gate_rows(16))
+    cfg.train.save_steps = 2
+    cfg.train.max_steps = 2
+    first = load_file(str(train(cfg) / "adapter_model.safetensors"))
+    cfg.train.max_steps = 4
+    folder = train(cfg)  # continues from checkpoint-2
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert summary["steps"] == 4 and summary["resumed_from"].endswith("checkpoint-2")
+    second = load_file(str(folder / "adapter_model.safetensors"))
+    for key, value in first.items():
+        if "down_proj.lora_B" in key:
+            assert not torch.equal(second[key], value)  # the writes kept training
+        else:
+            assert torch.equal(second[key], value), key  # the gates did not move
