@@ -67,3 +67,22 @@ def test_eval_with_base_answers_from_a_non_evaluation_folder_is_exit_2(tmp_path:
     assert result.exit_code == 2
     assert "not an evaluation folder" in result.output and str(junk) in result.output
     assert not out.exists()
+
+
+def test_train_probe_gate_on_rows_without_their_kind_is_exit_2(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    dataset = tmp_path / "train.jsonl"
+    turns = '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hi"}]'
+    dataset.write_text('{"messages": ' + turns + "}\n")
+    config = tmp_path / "gate.yaml"
+    config.write_text(
+        f"base_model: {tiny_model_dir}\nbase_model_name: {BASE}\ndataset: {dataset}\n"
+        f"output_dir: {tmp_path / 'run'}\nadapter_name: gated\nmethod: probe_gate\n"
+        "probe_gate: {layers: [0, 1]}\nqlora: 'off'\n"
+    )
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "training failed" in result.output
+    assert "line 1: probe_gate needs meta.kind" in result.output
+    assert not (tmp_path / "run" / "gated").exists()
