@@ -1,7 +1,7 @@
 """``method: probe_gate``: an adapter whose refuse-or-answer decision is a linear probe on the
 base model's own activations, switched on only where the answer is decided.
 
-Docs/finetune.md runs 8-10 show why: a logistic probe on a middle layer of the base model tells
+docs/finetune.md, runs 8-10, shows why: a logistic probe on a middle layer of the base model tells
 held-out attack families from benign look-alikes far better than any adapter trained end to end,
 and a plain LoRA that writes the probe's verdict does so at every position, inside benign answers
 too. So per chosen layer one SwiGLU neuron of the MLP (the one whose ``down_proj`` column is
