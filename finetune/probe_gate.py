@@ -101,8 +101,11 @@ def check_layers(model: Any, layers: Sequence[int]) -> None:
 
 
 def training_conversations(cfg: TrainConfig) -> list[tuple[list[dict[str, str]], bool]]:
-    """(user + assistant messages, is an attack) for every row of the dataset."""
-    out: list[tuple[list[dict[str, str]], bool]] = []
+    """(user + assistant messages, is an attack) for the rows the Trainer sees (all of them, or
+    the same ``train.max_examples`` picked by the seed), in file order."""
+    from finetune.train import shuffled
+
+    rows: list[dict[str, Any]] = []
     for i, row in enumerate(read_jsonl(cfg.dataset), 1):
         meta = row.get("meta")
         kind = meta.get("kind") if isinstance(meta, dict) else None
@@ -111,7 +114,9 @@ def training_conversations(cfg: TrainConfig) -> list[tuple[list[dict[str, str]],
                 f"{cfg.dataset} line {i}: probe_gate needs meta.kind 'attack' or 'benign' "
                 "(the rows `finetune dataset build` writes)"
             )
-        out.append((list(row["messages"])[-2:], kind == "attack"))
+        rows.append({"messages": list(row["messages"])[-2:], "attack": kind == "attack"})
+    seen = sorted(int(r["index"]) for r in shuffled(cfg, [{"index": i} for i in range(len(rows))]))
+    out = [(rows[i]["messages"], bool(rows[i]["attack"])) for i in seen]  # in file order
     if not any(a for _, a in out) or all(a for _, a in out):
         raise ProbeGateError(f"{cfg.dataset}: probe_gate needs both attack and benign rows")
     return out
@@ -291,6 +296,7 @@ def gated_model(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
         "neurons": {str(layer): j for layer, j in neurons.items()},
         "threshold": settings.threshold,
         "window": settings.window,
+        "conversations": len(conversations),
         "positions": len(positions.attack),
         "gate_open_on_training_attacks": {str(g.layer): round(g.attacks_open, 4) for g in gates},
         "gate_open_on_training_benign": {str(g.layer): round(g.benign_open, 4) for g in gates},

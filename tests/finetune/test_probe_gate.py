@@ -265,3 +265,20 @@ def test_a_resumed_probe_gate_run_keeps_its_gates_frozen(
             assert not torch.equal(second[key], value)  # the writes kept training
         else:
             assert torch.equal(second[key], value), key  # the gates did not move
+
+
+def test_the_gates_read_the_rows_the_trainer_sees(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from finetune.probe_gate import training_conversations
+
+    rows = gate_rows(16)
+    cfg = gate_config(tmp_path, tiny_model_dir, rows)
+    assert len(training_conversations(cfg)) == 16
+    cfg.train.max_examples = 6
+    picked = training_conversations(cfg)
+    prompts = [m[0]["content"] for m, _ in picked]
+    from finetune.train import shuffled
+
+    seen = [r["messages"][0]["content"] for r in shuffled(cfg, rows)]
+    assert sorted(prompts) == sorted(seen) and len(prompts) == 6
+    original = [r["messages"][0]["content"] for r in rows]  # type: ignore[index]
+    assert prompts == [p for p in original if p in prompts]  # file order kept
