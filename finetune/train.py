@@ -8,6 +8,8 @@
   CUDA is available, plain float32 LoRA otherwise; ``on`` fails without CUDA + bitsandbytes;
 * ``init_adapter``: start from an existing adapter's LoRA weights instead of a fresh LoRA
   (supervised first, then ``method: dpo`` from that adapter);
+* ``method: probe_gate``: probe-gated neurons instead of a LoRA of ``lora``'s shape
+  (finetune/probe_gate.py);
 * multi-GPU: ``accelerate launch -m finetune.cli train ...`` runs the same code under DDP (the
   Trainer reads the launcher's environment); only the main process writes the adapter.
 
@@ -159,6 +161,7 @@ def trainer_for(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, int, dict[str, A
         from finetune.probe_gate import gated_model
 
         model, extra["probe_gate"] = gated_model(cfg, tokenizer)
+        extra["qlora"] = False  # the gates read the base model's rows: it is loaded in float32
     else:
         model = load_model(cfg)
     data = tokenized(cfg, tokenizer)
@@ -236,12 +239,12 @@ def _write_adapter(
         "last_logged_loss": losses[-1] if losses else None,
         "seconds": round(took, 1),
         "resumed_from": resumed_from,
-        "qlora": cfg.method != "probe_gate" and use_qlora(cfg.qlora),
+        "qlora": use_qlora(cfg.qlora),
         "method": cfg.method,
         "decision_tokens": cfg.train.decision_tokens,
         "decision_weight": cfg.train.decision_weight,
         "init_adapter": str(cfg.init_adapter) if cfg.init_adapter else None,
-        **(extra or {}),
+        **(extra or {}),  # the method's own figures; overrides what it knows better
     }
     (cfg.output_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_candidate(
