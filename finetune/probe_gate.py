@@ -21,16 +21,24 @@ The probe's training positions: every row of ``train.jsonl`` with its target ans
 attack prompt again with the base model's own greedy answer (so the gate stays open when the
 model starts to comply). Fitting needs the base model in full precision (its rows are read), so
 QLoRA does not apply.
+
+Reading and fitting take minutes on a CPU, so the fitted gates are kept beside the checkpoints
+(``checkpoints/probe_gate.npz``, with a fingerprint of the dataset, the base model's files, the
+settings and the rows read): a resumed run reuses them, ``--fresh`` deletes them, and
+checkpoints whose gates were fitted to other inputs are an error rather than a silent mix.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune.chat_data import IGNORE, encode, read_jsonl
-from finetune.train import TrainError
+from finetune.train import CHECKPOINTS, TrainError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,6 +53,8 @@ TARGETS = ("gate_proj", "up_proj", "down_proj")
 DECISION_WEIGHT = 10.0
 """The decision position (one per conversation) against the many answer positions."""
 CONSTANT_RIDGE = 100.0
+CACHE = "probe_gate.npz"
+"""The fitted gates, in ``output_dir/checkpoints`` (so ``--fresh`` removes them)."""
 
 
 class ProbeGateError(TrainError):
@@ -258,6 +268,107 @@ def install(peft_model: Any, gate: Gate) -> int:
     return j
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(cfg: TrainConfig) -> str:
+    """What the fitted gates depend on: the dataset, the base model's weights and configuration,
+    the probe_gate settings and the rows read (seed, ``max_examples``, ``max_seq_len``)."""
+    model_files = sorted(
+        p for p in Path(cfg.base_model).iterdir() if p.suffix in (".json", ".safetensors")
+    )
+    inputs = {
+        "dataset": _sha256(cfg.dataset),
+        "base_model": {p.name: _sha256(p) for p in model_files if p.is_file()},
+        "probe_gate": cfg.probe_gate.model_dump(),
+        "seed": cfg.seed,
+        "max_examples": cfg.train.max_examples,
+        "max_seq_len": cfg.train.max_seq_len,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def save_gates(path: Path, key: str, gates: Sequence[Gate], counts: dict[str, int]) -> None:
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "fingerprint": key,
+        "counts": counts,
+        "open": {str(g.layer): [g.attacks_open, g.benign_open] for g in gates},
+    }
+    arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
+    arrays |= {f"row_{g.layer}": g.row for g in gates} | {f"one_{g.layer}": g.one for g in gates}
+    with path.open("wb") as fh:  # a file object: np.savez would append ".npz" to a str path
+        np.savez(fh, **arrays)
+
+
+def load_gates(
+    path: Path, key: str, layers: Sequence[int]
+) -> tuple[list[Gate], dict[str, int]] | None:
+    """The gates saved at ``path`` if they were fitted to the inputs ``key`` names, else None."""
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta"]))
+        if meta["fingerprint"] != key:
+            return None
+        gates = [
+            Gate(
+                layer=layer,
+                row=saved[f"row_{layer}"],
+                one=saved[f"one_{layer}"],
+                attacks_open=meta["open"][str(layer)][0],
+                benign_open=meta["open"][str(layer)][1],
+            )
+            for layer in layers
+        ]
+    return gates, {k: int(v) for k, v in meta["counts"].items()}
+
+
+def fitted_gates(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[list[Gate], dict[str, int]]:
+    """Base answers, reading and one probe per layer; with the conversations and positions read."""
+    settings = cfg.probe_gate
+    conversations = training_conversations(cfg)
+    attacks = [m[0]["content"] for m, is_attack in conversations if is_attack]
+    answers = base_answers(model, tokenizer, attacks, settings.base_answer_tokens)
+    conversations += [
+        ([{"role": "user", "content": p}, {"role": "assistant", "content": a}], True)
+        for p, a in zip(attacks, answers, strict=True)
+    ]
+    positions = collect_positions(
+        model, tokenizer, conversations, settings, max_len=cfg.train.max_seq_len, seed=cfg.seed
+    )
+    gates = [fit_gate(positions, layer, settings) for layer in settings.layers]
+    return gates, {"conversations": len(conversations), "positions": len(positions.attack)}
+
+
+def gates_for(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[list[Gate], dict[str, Any]]:
+    """The gates saved for these inputs, else freshly fitted ones (then saved)."""
+    checkpoints = cfg.output_dir / CHECKPOINTS
+    cache = checkpoints / CACHE
+    key = fingerprint(cfg)
+    saved = load_gates(cache, key, cfg.probe_gate.layers)
+    if saved is not None:
+        return saved[0], {**saved[1], "gates": f"reused from {cache}"}
+    if cache.is_file() and any(checkpoints.glob("checkpoint-*")):
+        raise ProbeGateError(
+            f"{checkpoints}: its checkpoints were trained on gates fitted to other inputs "
+            "(dataset, base model, probe_gate settings, seed or rows read changed); "
+            "--fresh starts over"
+        )
+    gates, counts = fitted_gates(cfg, model, tokenizer)
+    save_gates(cache, key, gates, counts)
+    return gates, {**counts, "gates": "fitted"}
+
+
 def gated_model(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
     """The base model with one probe-gated neuron per layer (only the writes trainable), and a
     summary of the gates for training.json."""
@@ -270,17 +381,7 @@ def gated_model(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
     if torch.cuda.is_available():
         model = model.to(torch.device("cuda"))  # for reading; the Trainer places it anyway
     check_layers(model, settings.layers)
-    conversations = training_conversations(cfg)
-    attacks = [m[0]["content"] for m, is_attack in conversations if is_attack]
-    answers = base_answers(model, tokenizer, attacks, settings.base_answer_tokens)
-    conversations += [
-        ([{"role": "user", "content": p}, {"role": "assistant", "content": a}], True)
-        for p, a in zip(attacks, answers, strict=True)
-    ]
-    positions = collect_positions(
-        model, tokenizer, conversations, settings, max_len=cfg.train.max_seq_len, seed=cfg.seed
-    )
-    gates = [fit_gate(positions, layer, settings) for layer in settings.layers]
+    gates, read = gates_for(cfg, model, tokenizer)
     lora = LoraConfig(
         r=1,
         lora_alpha=1,
@@ -296,8 +397,7 @@ def gated_model(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
         "neurons": {str(layer): j for layer, j in neurons.items()},
         "threshold": settings.threshold,
         "window": settings.window,
-        "conversations": len(conversations),
-        "positions": len(positions.attack),
+        **read,
         "gate_open_on_training_attacks": {str(g.layer): round(g.attacks_open, 4) for g in gates},
         "gate_open_on_training_benign": {str(g.layer): round(g.benign_open, 4) for g in gates},
     }

@@ -259,6 +259,7 @@ def test_a_resumed_probe_gate_run_keeps_its_gates_frozen(
     folder = train(cfg)  # continues from checkpoint-2
     summary = json.loads((tmp_path / "run" / "training.json").read_text())
     assert summary["steps"] == 4 and summary["resumed_from"].endswith("checkpoint-2")
+    assert summary["probe_gate"]["gates"].startswith("reused from")  # not read again
     second = load_file(str(folder / "adapter_model.safetensors"))
     for key, value in first.items():
         if "down_proj.lora_B" in key:
@@ -282,3 +283,58 @@ def test_the_gates_read_the_rows_the_trainer_sees(tmp_path: Path, tiny_model_dir
     assert sorted(prompts) == sorted(seen) and len(prompts) == 6
     original = [r["messages"][0]["content"] for r in rows]  # type: ignore[index]
     assert prompts == [p for p in original if p in prompts]  # file order kept
+
+
+def test_saved_gates_give_the_adapter_that_fitting_gives(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    import finetune.probe_gate
+
+    cfg = gate_config(tmp_path, tiny_model_dir, gate_rows(16))
+    fitted = load_file(str(train(cfg) / "adapter_model.safetensors"))
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())["probe_gate"]
+    assert summary["gates"] == "fitted"
+    for checkpoint in (tmp_path / "run" / "checkpoints").glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)  # only the saved gates are left: training starts over
+
+    def no_reading(*_: object) -> None:
+        raise AssertionError("the saved gates should have been used")
+
+    monkeypatch.setattr(finetune.probe_gate, "fitted_gates", no_reading)
+    reused = load_file(str(train(cfg) / "adapter_model.safetensors"))
+    again = json.loads((tmp_path / "run" / "training.json").read_text())["probe_gate"]
+    assert again["gates"].startswith("reused from")
+    assert {k: v for k, v in again.items() if k != "gates"} == {
+        k: v for k, v in summary.items() if k != "gates"
+    }
+    assert fitted.keys() == reused.keys()
+    for key, value in fitted.items():
+        assert torch.equal(reused[key], value), key
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda cfg: setattr(cfg.probe_gate, "threshold", 3.0),
+        lambda cfg: setattr(cfg.train, "max_examples", 8),
+        lambda cfg: cfg.dataset.write_text(cfg.dataset.read_text().replace("secret 0", "key 0")),
+    ],
+    ids=["settings", "rows read", "dataset"],
+)
+def test_checkpoints_on_gates_fitted_to_other_inputs_need_fresh(
+    tmp_path: Path, tiny_model_dir: Path, change: Any
+) -> None:
+    cfg = gate_config(tmp_path, tiny_model_dir, gate_rows(16))
+    cfg.train.max_steps = 2
+    train(cfg)
+    change(cfg)
+    cfg.train.max_steps = 4
+    with pytest.raises(ProbeGateError, match=r"other inputs .* --fresh starts over"):
+        train(cfg)
+    train(cfg, fresh=True)
+    summary = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert summary["probe_gate"]["gates"] == "fitted" and summary["resumed_from"] is None
