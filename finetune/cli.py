@@ -10,7 +10,13 @@ import typer
 
 from finetune.base_model import DEFAULT_NAME
 from finetune.detector_cli import detector_app
-from finetune.loop_cli import dataset_app, eval_command, promote_command, train_command
+from finetune.loop_cli import (
+    dataset_app,
+    eval_command,
+    probe_curve_command,
+    promote_command,
+    train_command,
+)
 
 app = typer.Typer(
     help="Turn traffic into training data and LoRA adapters.",
@@ -24,6 +30,7 @@ app.add_typer(adapter_app, name="adapter")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(detector_app, name="detector")
 app.command("train")(train_command)
+app.command("probe-curve")(probe_curve_command)
 app.command("eval")(eval_command)
 app.command("promote")(promote_command)
 

@@ -142,6 +142,43 @@ def train_command(
     typer.echo(f"adapter: {adapter}  loss curve: {cfg.output_dir / 'loss.png'}")
 
 
+def probe_curve_command(
+    config: Annotated[Path, typer.Option(help="training YAML (method probe_gate)")] = Path(
+        "finetune/configs/smollm2-cpu-probe-gate.yaml"
+    ),
+    dataset: Annotated[Path | None, typer.Option(help="override: train.jsonl")] = None,
+    threshold: Annotated[
+        list[float] | None,
+        typer.Option(help="thresholds to score (repeat; default 1, 1.5, 2, 2.5, 3)"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="also write the curve as JSON here")] = None,
+) -> None:
+    """Leave-one-family-out curve of probe_gate's gates over thresholds, before training."""
+    import json
+
+    from pydantic import ValidationError
+
+    from finetune.probe_curve import DEFAULT_THRESHOLDS, probe_curve
+    from finetune.train import TrainError
+    from finetune.train_config import load_config
+
+    try:
+        cfg = load_config(config, dataset=dataset)
+    except (ValidationError, OSError) as exc:
+        raise _fail(f"bad training config {config}: {exc}") from None
+    if cfg.method != "probe_gate":
+        raise _fail(f"{config}: probe-curve needs method probe_gate, not {cfg.method}")
+    try:
+        curve = probe_curve(cfg, threshold or DEFAULT_THRESHOLDS)
+    except (TrainError, OSError) as exc:
+        raise _fail(f"probe-curve failed: {exc}") from None
+    typer.echo(curve.table())
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(curve.as_dict(), indent=2) + "\n")
+        typer.echo(f"curve: {out}")
+
+
 def eval_command(
     adapter: Annotated[Path, typer.Option(help="adapter folder")] = WORK / "run" / "hardened",
     dataset: Annotated[Path, typer.Option(help="eval.jsonl")] = WORK / "dataset" / "eval.jsonl",

@@ -62,6 +62,16 @@ class ProbeGateError(TrainError):
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """A user turn and its answer, as the gates read them."""
+
+    messages: list[dict[str, str]]
+    attack: bool
+    family: str
+    """``meta.family``: the attack family, or for benign rows the family a twin mirrors"""
+
+
+@dataclass(frozen=True)
 class Positions:
     """MLP inputs at the sampled positions of every conversation, per layer."""
 
@@ -69,6 +79,16 @@ class Positions:
     attack: Mask
     offset: npt.NDArray[np.int64]
     """position minus the decision position: < 0 prompt, 0 decision, > 0 answer"""
+    conversation: npt.NDArray[np.int64]
+    """the index of the conversation each position was read from"""
+
+    def subset(self, keep: Mask) -> Positions:
+        return Positions(
+            features={layer: x[keep] for layer, x in self.features.items()},
+            attack=self.attack[keep],
+            offset=self.offset[keep],
+            conversation=self.conversation[keep],
+        )
 
     def positive(self, window: int) -> Mask:
         return self.attack & (self.offset >= 0) & (self.offset <= window)
@@ -110,12 +130,12 @@ def check_layers(model: Any, layers: Sequence[int]) -> None:
         mlp_of(model, layer)
 
 
-def training_conversations(cfg: TrainConfig) -> list[tuple[list[dict[str, str]], bool]]:
-    """(user + assistant messages, is an attack) for the rows the Trainer sees (all of them, or
-    the same ``train.max_examples`` picked by the seed), in file order."""
+def training_conversations(cfg: TrainConfig) -> list[Conversation]:
+    """The rows the Trainer sees (all of them, or the same ``train.max_examples`` picked by the
+    seed), in file order, with their kind and family."""
     from finetune.train import shuffled
 
-    rows: list[dict[str, Any]] = []
+    rows: list[Conversation] = []
     for i, row in enumerate(read_jsonl(cfg.dataset), 1):
         meta = row.get("meta")
         kind = meta.get("kind") if isinstance(meta, dict) else None
@@ -124,12 +144,34 @@ def training_conversations(cfg: TrainConfig) -> list[tuple[list[dict[str, str]],
                 f"{cfg.dataset} line {i}: probe_gate needs meta.kind 'attack' or 'benign' "
                 "(the rows `finetune dataset build` writes)"
             )
-        rows.append({"messages": list(row["messages"])[-2:], "attack": kind == "attack"})
+        family = str(meta.get("family") or "") if isinstance(meta, dict) else ""
+        rows.append(Conversation(list(row["messages"])[-2:], kind == "attack", family))
     seen = sorted(int(r["index"]) for r in shuffled(cfg, [{"index": i} for i in range(len(rows))]))
-    out = [(rows[i]["messages"], bool(rows[i]["attack"])) for i in seen]  # in file order
-    if not any(a for _, a in out) or all(a for _, a in out):
+    out = [rows[i] for i in seen]  # in file order
+    if not any(c.attack for c in out) or all(c.attack for c in out):
         raise ProbeGateError(f"{cfg.dataset}: probe_gate needs both attack and benign rows")
     return out
+
+
+def with_base_answers(
+    model: Any, tokenizer: Any, conversations: Sequence[Conversation], tokens: int
+) -> list[Conversation]:
+    """``conversations`` and, after them, every attack again with the base model's own answer
+    (so the gates stay open where the base model starts to comply)."""
+    attacks = [c for c in conversations if c.attack]
+    prompts = [c.messages[0]["content"] for c in attacks]
+    answers = base_answers(model, tokenizer, prompts, tokens)
+    return [
+        *conversations,
+        *(
+            Conversation(
+                [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
+                True,
+                c.family,
+            )
+            for c, p, a in zip(attacks, prompts, answers, strict=True)
+        ),
+    ]
 
 
 def base_answers(model: Any, tokenizer: Any, prompts: Sequence[str], tokens: int) -> list[str]:
@@ -167,7 +209,7 @@ def base_answers(model: Any, tokenizer: Any, prompts: Sequence[str], tokens: int
 def collect_positions(
     model: Any,
     tokenizer: Any,
-    conversations: Sequence[tuple[list[dict[str, str]], bool]],
+    conversations: Sequence[Conversation],
     settings: ProbeGateSettings,
     *,
     max_len: int,
@@ -190,9 +232,10 @@ def collect_positions(
     rows: dict[int, list[Any]] = {layer: [] for layer in settings.layers}
     attack: list[bool] = []
     offset: list[int] = []
+    index: list[int] = []
     try:
-        for messages, is_attack in track(conversations, description="probe gate: reading"):
-            enc = encode(messages, tokenizer, max_len)
+        for n, conv in enumerate(track(conversations, description="probe gate: reading")):
+            enc = encode(conv.messages, tokenizer, max_len)
             decision = next((i for i, v in enumerate(enc["labels"]) if v != IGNORE), 0) - 1
             if decision < 0:  # no answer token left after truncation
                 continue
@@ -203,8 +246,9 @@ def collect_positions(
             picked = [*sorted(prompt), *range(decision, end)]
             for layer in settings.layers:
                 rows[layer].append(captured[layer][picked].float().cpu().numpy())
-            attack += [is_attack] * len(picked)
+            attack += [conv.attack] * len(picked)
             offset += [p - decision for p in picked]
+            index += [n] * len(picked)
     finally:
         for hook in hooks:
             hook.remove()
@@ -212,6 +256,7 @@ def collect_positions(
         features={layer: np.concatenate(rows[layer]).astype(np.float32) for layer in rows},
         attack=np.array(attack, dtype=bool),
         offset=np.array(offset),
+        conversation=np.array(index),
     )
 
 
@@ -336,13 +381,9 @@ def load_gates(
 def fitted_gates(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[list[Gate], dict[str, int]]:
     """Base answers, reading and one probe per layer; with the conversations and positions read."""
     settings = cfg.probe_gate
-    conversations = training_conversations(cfg)
-    attacks = [m[0]["content"] for m, is_attack in conversations if is_attack]
-    answers = base_answers(model, tokenizer, attacks, settings.base_answer_tokens)
-    conversations += [
-        ([{"role": "user", "content": p}, {"role": "assistant", "content": a}], True)
-        for p, a in zip(attacks, answers, strict=True)
-    ]
+    conversations = with_base_answers(
+        model, tokenizer, training_conversations(cfg), settings.base_answer_tokens
+    )
     positions = collect_positions(
         model, tokenizer, conversations, settings, max_len=cfg.train.max_seq_len, seed=cfg.seed
     )

@@ -31,7 +31,7 @@ def synthetic_positions(seed: int = 0) -> Positions:
     """Feature 0 is about 1 everywhere (the bias a LoRA lacks), feature 1 carries "attack from
     the decision on", the rest is noise. 400 conversations, 12 positions each (offsets -4..7)."""
     rng = np.random.default_rng(seed)
-    attack, offset, rows = [], [], []
+    attack, offset, rows, index = [], [], [], []
     for conv in range(400):
         is_attack = conv % 2 == 0
         for k in range(-4, 8):
@@ -41,10 +41,12 @@ def synthetic_positions(seed: int = 0) -> Positions:
             rows.append(x)
             attack.append(is_attack)
             offset.append(k)
+            index.append(conv)
     return Positions(
         features={0: np.array(rows, dtype=np.float32)},
         attack=np.array(attack),
         offset=np.array(offset),
+        conversation=np.array(index),
     )
 
 
@@ -276,7 +278,8 @@ def test_the_gates_read_the_rows_the_trainer_sees(tmp_path: Path, tiny_model_dir
     assert len(training_conversations(cfg)) == 16
     cfg.train.max_examples = 6
     picked = training_conversations(cfg)
-    prompts = [m[0]["content"] for m, _ in picked]
+    prompts = [c.messages[0]["content"] for c in picked]
+    assert all(c.family == "f" for c in picked)
     from finetune.train import shuffled
 
     seen = [r["messages"][0]["content"] for r in shuffled(cfg, rows)]
