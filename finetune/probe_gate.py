@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,8 +350,11 @@ def save_gates(path: Path, key: str, gates: Sequence[Gate], counts: dict[str, in
     }
     arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
     arrays |= {f"row_{g.layer}": g.row for g in gates} | {f"one_{g.layer}": g.one for g in gates}
-    with path.open("wb") as fh:  # a file object: np.savez would append ".npz" to a str path
+    # written aside and moved into place: under DDP every process fits and saves the same gates
+    part = path.with_name(f"{path.name}.{os.getpid()}.part")
+    with part.open("wb") as fh:  # a file object: np.savez would append ".npz" to a str path
         np.savez(fh, **arrays)
+    os.replace(part, path)
 
 
 def load_gates(
