@@ -18,7 +18,12 @@ from gateway.adapters import AdapterManifest, Status, read_manifest, write_manif
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """In 1 MiB blocks: it also hashes base-model weights (probe_gate's saved gates)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_candidate(

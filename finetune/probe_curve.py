@@ -20,11 +20,9 @@ from typing import TYPE_CHECKING, Any
 from finetune.probe_gate import (
     Conversation,
     ProbeGateError,
-    check_layers,
-    collect_positions,
     fit_gate,
-    training_conversations,
-    with_base_answers,
+    read_training,
+    reading_model,
 )
 
 if TYPE_CHECKING:
@@ -177,19 +175,8 @@ def curve_from(
 def probe_curve(cfg: TrainConfig, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> Curve:
     """Read the training rows as ``finetune train`` would (base answers included) and compute
     the leave-one-family-out curve."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
-    model: Any = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
-    if torch.cuda.is_available():
-        model = model.to(torch.device("cuda"))
-    model.eval()
-    settings = cfg.probe_gate
-    check_layers(model, settings.layers)
-    rows = training_conversations(cfg)
-    conversations = with_base_answers(model, tokenizer, rows, settings.base_answer_tokens)
-    positions = collect_positions(
-        model, tokenizer, conversations, settings, max_len=cfg.train.max_seq_len, seed=cfg.seed
-    )
-    return curve_from(conversations, len(rows), positions, cfg, thresholds)
+    conversations, rows, positions = read_training(cfg, reading_model(cfg), tokenizer)
+    return curve_from(conversations, rows, positions, cfg, thresholds)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune.chat_data import IGNORE, encode, read_jsonl
+from finetune.manifest import file_sha256
 from finetune.train import CHECKPOINTS, TrainError
 
 if TYPE_CHECKING:
@@ -314,14 +315,6 @@ def install(peft_model: Any, gate: Gate) -> int:
     return j
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fingerprint(cfg: TrainConfig) -> str:
     """What the fitted gates depend on: the dataset, the base model's weights and configuration,
     the probe_gate settings and the rows read (seed, ``max_examples``, ``max_seq_len``)."""
@@ -329,8 +322,8 @@ def fingerprint(cfg: TrainConfig) -> str:
         p for p in Path(cfg.base_model).iterdir() if p.suffix in (".json", ".safetensors")
     )
     inputs = {
-        "dataset": _sha256(cfg.dataset),
-        "base_model": {p.name: _sha256(p) for p in model_files if p.is_file()},
+        "dataset": file_sha256(cfg.dataset),
+        "base_model": {p.name: file_sha256(p) for p in model_files if p.is_file()},
         "probe_gate": cfg.probe_gate.model_dump(),
         "seed": cfg.seed,
         "max_examples": cfg.train.max_examples,
@@ -382,16 +375,36 @@ def load_gates(
     return gates, {k: int(v) for k, v in meta["counts"].items()}
 
 
-def fitted_gates(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[list[Gate], dict[str, int]]:
-    """Base answers, reading and one probe per layer; with the conversations and positions read."""
+def reading_model(cfg: TrainConfig) -> Any:
+    """The base model in float32 (on CUDA when present), its ``probe_gate.layers`` checked."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model: Any = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+    if torch.cuda.is_available():
+        model = model.to(torch.device("cuda"))  # for reading; the Trainer places it anyway
+    check_layers(model, cfg.probe_gate.layers)
+    return model
+
+
+def read_training(
+    cfg: TrainConfig, model: Any, tokenizer: Any
+) -> tuple[list[Conversation], int, Positions]:
+    """The training rows, then each attack again with the base model's answer, and the
+    positions read off all of them; with how many of the conversations are training rows."""
+    rows = training_conversations(cfg)
     settings = cfg.probe_gate
-    conversations = with_base_answers(
-        model, tokenizer, training_conversations(cfg), settings.base_answer_tokens
-    )
+    conversations = with_base_answers(model, tokenizer, rows, settings.base_answer_tokens)
     positions = collect_positions(
         model, tokenizer, conversations, settings, max_len=cfg.train.max_seq_len, seed=cfg.seed
     )
-    gates = [fit_gate(positions, layer, settings) for layer in settings.layers]
+    return conversations, len(rows), positions
+
+
+def fitted_gates(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[list[Gate], dict[str, int]]:
+    """Base answers, reading and one probe per layer; with the conversations and positions read."""
+    conversations, _, positions = read_training(cfg, model, tokenizer)
+    gates = [fit_gate(positions, layer, cfg.probe_gate) for layer in cfg.probe_gate.layers]
     return gates, {"conversations": len(conversations), "positions": len(positions.attack)}
 
 
@@ -417,15 +430,10 @@ def gates_for(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[list[Gate],
 def gated_model(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
     """The base model with one probe-gated neuron per layer (only the writes trainable), and a
     summary of the gates for training.json."""
-    import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
     settings = cfg.probe_gate
-    model: Any = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
-    if torch.cuda.is_available():
-        model = model.to(torch.device("cuda"))  # for reading; the Trainer places it anyway
-    check_layers(model, settings.layers)
+    model = reading_model(cfg)
     gates, read = gates_for(cfg, model, tokenizer)
     lora = LoraConfig(
         r=1,
