@@ -9,21 +9,11 @@ The loop keeps its lineage in the manifest's free-form ``evaluation`` mapping: `
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gateway.adapters import AdapterManifest, Status, read_manifest, write_manifest
-
-
-def file_sha256(path: Path) -> str:
-    """In 1 MiB blocks: it also hashes base-model weights (probe_gate's saved gates)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_candidate(

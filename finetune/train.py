@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from finetune.chat_data import PadCollator, encode, read_jsonl
-from finetune.manifest import file_sha256, write_candidate
+from finetune.manifest import write_candidate
 from finetune.plots import loss_curve
 from finetune.train_config import TrainConfig
+from gateway.hashing import file_sha256
 
 CHECKPOINTS = "checkpoints"
 

@@ -28,7 +28,6 @@ What the status means for serving (docs/fleet.md):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, f
 
 from gateway.auth import Principal
 from gateway.errors import ConfigError, ModelNotFound, PermissionDenied
+from gateway.hashing import file_sha256
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -118,11 +118,7 @@ def weights_file(peft_dir: Path) -> Path:
 
 
 def weights_sha256(peft_dir: Path) -> str:
-    digest = hashlib.sha256()
-    with weights_file(peft_dir).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(weights_file(peft_dir))
 
 
 def read_manifest(folder: Path) -> AdapterManifest:

@@ -14,7 +14,6 @@ for one lexical head, so the file records its SHA-256 and refuses to load beside
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.detection.semantic import FloatArray, TextEmbedding
+from gateway.hashing import file_sha256
 
 RETRAIN = "python -m gateway.detection.train screen"
 FORMAT = 2
@@ -58,10 +58,6 @@ class Screen(BaseModel):
 
     def save(self, path: Path) -> None:
         path.write_text(self.model_dump_json(indent=1) + "\n", encoding="utf-8")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_screen(path: Path, lexical_head: Path) -> Screen:

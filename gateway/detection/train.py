@@ -33,8 +33,8 @@ from gateway.detection import (
 from gateway.detection.embeddings_cache import embed_cached
 from gateway.detection.lexical import LexicalHead
 from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, SCREEN, cache_dir
-from gateway.detection.screen import file_sha256
 from gateway.detection.semantic import Head, default_embedder, embed_texts
+from gateway.hashing import file_sha256
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix

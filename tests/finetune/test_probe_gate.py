@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from finetune.probe_gate import (
-    Gate,
     Positions,
     ProbeGateError,
     check_layers,
@@ -20,6 +19,7 @@ from finetune.probe_gate import (
     install,
     quietest_neuron,
 )
+from finetune.saved_gates import Gate
 from finetune.train import train
 from finetune.train_config import ProbeGateSettings, TrainConfig
 from gateway.adapters import load_adapter

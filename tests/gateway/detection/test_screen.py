@@ -12,8 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.detection.paths import LEXICAL, SCREEN
-from gateway.detection.screen import FEATURES, RETRAIN, Screen, features, file_sha256, load_screen
+from gateway.detection.screen import FEATURES, RETRAIN, Screen, features, load_screen
 from gateway.detection.semantic import TextEmbedding
+from gateway.hashing import file_sha256
 
 
 def _screen(lexical: Path, coef: list[float] | None = None, intercept: float = 0.0) -> Screen:
