@@ -30,7 +30,7 @@ from stdnum.us import ssn
 
 from gateway.checks import register
 from gateway.checks.roles import RoleScoped
-from gateway.checks.spans import count_kinds, mask, non_overlapping
+from gateway.checks.spans import count_kinds, mask, masking_verdict, non_overlapping
 from gateway.openai_api import Segment
 from gateway.pipeline import Action, CheckContext, Finding, Verdict
 
@@ -139,15 +139,12 @@ class PII:
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         s = self.settings
-        findings: list[Finding] = []
-        redactions: dict[int, str] = {}
-        for i, seg in self.settings.scanned(segments):
-            matches = find_pii(seg.text, s.entities, s.phone_regions)
-            if not matches:
-                continue
-            redactions[i] = mask_pii(seg.text, matches)
-            summary = count_kinds(matches)
-            findings.append(Finding("pii", f"personal data found: {summary}", "pii", 1.0, i))
-        if not findings:
-            return Verdict.allow()
-        return Verdict(s.action, tuple(findings), redactions)
+        return masking_verdict(
+            s.scanned(segments),
+            lambda text: find_pii(text, s.entities, s.phone_regions),
+            mask_pii,
+            lambda i, matches: Finding(
+                "pii", f"personal data found: {count_kinds(matches)}", "pii", 1.0, i
+            ),
+            s.action,
+        )

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from gateway.checks import register
 from gateway.checks.roles import RoleScoped
-from gateway.checks.spans import mask, non_overlapping
+from gateway.checks.spans import mask, masking_verdict, non_overlapping
 from gateway.openai_api import Segment
 from gateway.pipeline import Action, CheckContext, Finding, Verdict
 
@@ -120,15 +120,16 @@ class Secrets:
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         s = self.settings
-        findings: list[Finding] = []
-        redactions: dict[int, str] = {}
-        for i, seg in self.settings.scanned(segments):
-            matches = find_secrets(seg.text, s.detectors, s.min_entropy)
-            if not matches:
-                continue
-            redactions[i] = mask_secrets(seg.text, matches)
-            kinds = ", ".join(sorted({name for name, _, _ in matches}))
-            findings.append(Finding("secrets", f"credential found: {kinds}", "secret", 1.0, i))
-        if not findings:
-            return Verdict.allow()
-        return Verdict(s.action, tuple(findings), redactions)
+        return masking_verdict(
+            s.scanned(segments),
+            lambda text: find_secrets(text, s.detectors, s.min_entropy),
+            mask_secrets,
+            lambda i, matches: Finding(
+                "secrets", f"credential found: {_kinds(matches)}", "secret", 1.0, i
+            ),
+            s.action,
+        )
+
+
+def _kinds(matches: Sequence[tuple[Detector, int, int]]) -> str:
+    return ", ".join(sorted({name for name, _, _ in matches}))
