@@ -102,6 +102,13 @@ def _log_probs(counts: npt.NDArray[np.float64], k: float) -> FloatArray:
     return out
 
 
+def _window_means(d: FloatArray) -> npt.NDArray[np.float64]:
+    """The mean of ``d`` over every ``WINDOW`` consecutive characters."""
+    csum = np.concatenate(([0.0], np.cumsum(d, dtype=np.float64)))
+    means: npt.NDArray[np.float64] = (csum[WINDOW:] - csum[:-WINDOW]) / WINDOW
+    return means
+
+
 @dataclass(frozen=True, slots=True)
 class GibberishModel:
     benign: tuple[Trigrams, ...]
@@ -117,14 +124,8 @@ class GibberishModel:
             return None
         c, s = _encode(text)
         adversarial = self.beta * self.adversarial.log_probs(c, s)
-        ratio: npt.NDArray[np.float64] | None = None
-        for benign in self.benign:
-            d = adversarial - benign.log_probs(c, s)
-            csum = np.concatenate(([0.0], np.cumsum(d, dtype=np.float64)))
-            means = (csum[WINDOW:] - csum[:-WINDOW]) / WINDOW
-            ratio = means if ratio is None else np.minimum(ratio, means)
-        assert ratio is not None  # a model has at least one benign part (train, load)
-        return float(ratio.max())
+        per_kind = [_window_means(adversarial - b.log_probs(c, s)) for b in self.benign]
+        return float(np.min(per_kind, axis=0).max())
 
     def score(self, text: str) -> float:
         """In [0, 1]; 0.5 is the benign calibration quantile. Short texts score 0."""
@@ -152,7 +153,7 @@ def train(
     """Fit a trigram model to each kind of benign text in ``benign`` and one to ``adversarial``,
     then calibrate on all the benign texts themselves."""
     kinds = [[t for t in texts if len(t) >= 3] for texts in benign]
-    if not kinds:
+    if not any(kinds):
         raise ValueError("no benign texts to train the suffix model on")
     parts = tuple(Trigrams.fit(texts) for texts in kinds)
     model = GibberishModel(parts, Trigrams.fit(adversarial), beta, 0.0, 1.0)
