@@ -1,5 +1,6 @@
 """Training and evaluation text for the adversarial-suffix model (:mod:`.gibberish`) that the
-labelled corpora lack, all made here, offline and deterministically:
+labelled corpora lack, all made here deterministically and, but for the Django wheel (fetched
+once, like the corpora), offline:
 
 * :func:`stdlib_code`: chunks of this Python's standard library sources (PSF licence), split by
   a hash of the module name (20% ``test``), so code FP is measured on modules never trained on;
@@ -26,6 +27,8 @@ import zipfile
 import zlib
 from pathlib import Path
 from typing import Literal
+
+from gateway.detection.datasets import wheel
 
 Split = Literal["train", "test"]
 CHUNK = 400
@@ -63,8 +66,6 @@ def translations(split: Split, dest: Path | None = None) -> list[str]:
     such as ``%(name)s`` dropped), joined in file order into chunks of about 400 characters, at
     most 40 a language, for the languages whose code hashes to ``split``. English and its
     variants are left out: the corpora have English."""
-    from gateway.detection.datasets import wheel
-
     by_language: dict[str, list[str]] = {}
     with zipfile.ZipFile(wheel("django", dest)) as zf:
         for name in sorted(zf.namelist()):
