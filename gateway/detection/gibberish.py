@@ -153,8 +153,9 @@ def train(
     """Fit a trigram model to each kind of benign text in ``benign`` and one to ``adversarial``,
     then calibrate on all the benign texts themselves."""
     kinds = [[t for t in texts if len(t) >= 3] for texts in benign]
-    if not any(kinds):
-        raise ValueError("no benign texts to train the suffix model on")
+    if not kinds or not all(kinds):
+        # an empty kind would be a near-uniform model that every window fits: no suffix found
+        raise ValueError("every kind of benign text needs texts to train the suffix model on")
     parts = tuple(Trigrams.fit(texts) for texts in kinds)
     model = GibberishModel(parts, Trigrams.fit(adversarial), beta, 0.0, 1.0)
     kept = [t for texts in kinds for t in texts]

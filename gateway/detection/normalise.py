@@ -86,12 +86,15 @@ def tag_payload(text: str) -> str:
     return "".join(out)
 
 
-def _lettered(char: str) -> bool:
-    """A letter of living Latin-script orthographies (Latin-1 Supplement and Latin Extended-A,
-    U+00C0-U+017F), written beside ASCII letters by the languages that use it: Turkish and
-    Azerbaijani dotless i (U+0131) is in the confusables table (it looks like "i"), and counting it
-    blocked ordinary Turkish messages as smuggling. It is still folded for matching."""
-    return "\u00c0" <= char <= "\u017f" and char.isalpha()
+def _look_alike(char: str, table: dict[int, str]) -> bool:
+    """A non-ASCII character folded to an ASCII look-alike that is not a letter of living
+    Latin-script orthographies (Latin-1 Supplement and Latin Extended-A, U+00C0-U+017F, written
+    beside ASCII letters by the languages that use them: Turkish and Azerbaijani dotless i,
+    U+0131, is in the confusables table, and counting it blocked ordinary Turkish messages as
+    smuggling). Those letters are still folded for matching."""
+    if char.isascii() or ord(char) not in table:
+        return False
+    return not ("\u00c0" <= char <= "\u017f" and char.isalpha())
 
 
 def signals(text: str) -> Signals:
@@ -104,7 +107,7 @@ def signals(text: str) -> Signals:
         if word.isascii():
             continue
         ascii_letters = sum(1 for c in word if c.isascii() and c.isalpha())
-        folded = sum(1 for c in word if ord(c) in table and not c.isascii() and not _lettered(c))
+        folded = sum(1 for c in word if _look_alike(c, table))
         if ascii_letters and folded:
             confusables += folded
     return Signals(

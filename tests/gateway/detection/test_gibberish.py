@@ -128,3 +128,11 @@ def test_a_model_file_of_the_older_format_is_refused(tmp_path) -> None:  # type:
     np.savez(path, benign_chars=np.zeros(1), calibration=np.array([0.85, 0.0, 1.0]))
     with pytest.raises(ValueError, match="older format"):
         load_gibberish(path)
+
+
+def test_every_kind_of_benign_text_needs_texts() -> None:
+    tokens = ["zq]x{Kp(Qw)vZ;jT!mB#"] * 20
+    with pytest.raises(ValueError, match="every kind"):
+        train([["the cat sat on the mat and looked at the dog"] * 5, []], tokens)
+    with pytest.raises(ValueError, match="every kind"):
+        train([], tokens)
