@@ -77,13 +77,9 @@ class Outcome:
 
 
 def load_corpus(path: Path | None) -> list[Row]:
-    """The labelled corpus; the default one is fetched first on a fresh machine."""
-    if path is None:
-        from gateway.detection.paths import cache_dir
-
-        if not (cache_dir() / "corpus.jsonl").exists():
-            datasets.fetch()
-    return datasets.load(path)
+    """The labelled corpus; the default one is fetched first on a fresh machine (or after
+    ``benign.yaml`` changed)."""
+    return datasets.load(datasets.ensure() if path is None else path)
 
 
 def retrain(cfg: RetrainConfig, encoder: TextEncoder | None = None) -> Outcome:

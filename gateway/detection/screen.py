@@ -7,6 +7,11 @@ regression of its own, trained on such texts only, reads the lexical score with 
 MiniLM embeddings (:func:`features`) and blocks at ``threshold``, set so that what it blocks of
 benign traffic stays within ``budget``.
 
+The lexical score of a text is its best run's, so the longer a benign text, the higher it
+scores: one screen for all lengths, set on prompts of a few words, would send most long benign
+documents to MiniLM. The screen therefore rises with a text's length (``longer``: from so many
+words on, a higher screen), each step the same share of long benign texts of that length.
+
 Everything is fitted and calibrated on the train split only (``python -m
 gateway.detection.train screen``), on the lexical head's out-of-fold scores. The screen holds
 for one lexical head, so the file records its SHA-256 and refuses to load beside another.
@@ -16,16 +21,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.detection.semantic import FloatArray, TextEmbedding
 from gateway.hashing import file_sha256
 
 RETRAIN = "python -m gateway.detection.train screen"
-FORMAT = 2
+FORMAT = 3
 FEATURES = 1 + 2 * 384
 """The lexical score's logit, then :meth:`TextEmbedding.pooled` (MiniLM's 384 dimensions x 2)."""
 
@@ -38,18 +45,52 @@ def features(lexical_score: float, embedded: TextEmbedding) -> FloatArray:
     return out
 
 
+def screen_at(base: float, longer: Sequence[tuple[int, float]], words: int) -> float:
+    """The screen for a text of ``words`` words: that of the longest length in ``longer``
+    (``(words, screen)``, ascending) it reaches, else ``base``."""
+    out = base
+    for at_least, screen in longer:
+        if words >= at_least:
+            out = screen
+    return out
+
+
+def words_of(text: str) -> int:
+    """A text's length as the screen counts it: whitespace-separated words."""
+    return len(text.split())
+
+
 class Screen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: int = Field(default=FORMAT, description="2: the screen has its own head")
+    format: int = Field(
+        default=FORMAT, description="2: the screen has its own head; 3: and rises with length"
+    )
     lexical_sha256: str
-    screen: float = Field(ge=0.0, le=1.0, description="lexical score from which a text is screened")
+    screen: float = Field(
+        ge=0.0, le=1.0, description="lexical score from which a short text is screened"
+    )
+    longer: list[tuple[int, float]] = Field(
+        default_factory=list,
+        description="(words, screen): from that many words on, the screen is that score",
+    )
     threshold: float = Field(ge=0.0, le=1.0, description="the head's probability that blocks")
     share: float = Field(description="share of benign calibration texts screened")
     budget: float = Field(description="share of benign calibration texts it may block")
     benign_rows: int = Field(description="benign calibration texts (train split)")
     coef: list[float] = Field(min_length=FEATURES, max_length=FEATURES)
     intercept: float
+
+    @model_validator(mode="after")
+    def _rises_with_length(self) -> Screen:
+        steps = [(0, self.screen), *self.longer]
+        if any(b[0] <= a[0] or b[1] < a[1] for a, b in pairwise(steps)):
+            raise ValueError("longer: lengths must ascend and screens must not fall")
+        return self
+
+    def at(self, words: int) -> float:
+        """The screen for a text of ``words`` words (:func:`words_of`)."""
+        return screen_at(self.screen, self.longer, words)
 
     def probability(self, x: FloatArray) -> float:
         """The head's probability that a screened text (its :func:`features`) is an attack."""

@@ -9,14 +9,14 @@ from a text a model was fitted on. Only the rows in the zone are embedded (minut
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from gateway.detection.datasets import Row
-from gateway.detection.screen import Screen
+from gateway.detection.screen import Screen, screen_at, words_of
 from gateway.detection.semantic import FloatArray
 
 BUDGET = 0.002
@@ -74,32 +74,65 @@ def out_of_fold(x: FloatArray, y: Sequence[int]) -> FloatArray:
     return result
 
 
+class Cut(NamedTuple):
+    """Where one share of benign traffic puts the screen, by length, and the head's threshold."""
+
+    screen: float
+    longer: tuple[tuple[int, float], ...]
+    threshold: float
+
+
+def length_screens(
+    composites: Mapping[int, Sequence[float]], base: float, share: float
+) -> tuple[tuple[int, float], ...]:
+    """The screen's steps with length: for each length of the long benign texts ``composites``
+    (words -> their out-of-fold lexical scores), shortest first, the ``1 - share`` quantile of
+    their scores, kept where it is above the screen of shorter texts (``base`` the shortest's).
+    A text of that many words or more (up to the next step) is screened at it."""
+    out: list[tuple[int, float]] = []
+    current = base
+    for words in sorted(composites):
+        if not composites[words]:
+            continue
+        at = min(float(np.quantile(np.asarray(composites[words]), 1.0 - share)), 1.0)
+        if at > current:
+            out.append((words, at))
+            current = at
+    return tuple(out)
+
+
 def calibrate(
     lexical: Sequence[float],
+    words: Sequence[int],
     gray: dict[int, float],
     lexical_threshold: float,
     share: float,
     budget: float,
-) -> tuple[float, float]:
-    """``(screen, threshold)`` from held-out benign texts: ``lexical`` holds every text's
-    lexical score; ``gray`` the head's out-of-fold probabilities, by index, of (at least) the
-    texts screened.
+    composites: Mapping[int, Sequence[float]] | None = None,
+) -> Cut:
+    """The screen and the head's threshold from held-out benign texts: ``lexical`` holds every
+    text's lexical score, ``words`` its length; ``gray`` the head's out-of-fold probabilities,
+    by index, of (at least) the texts screened; ``composites`` the lexical scores of long
+    benign texts by their length (:func:`length_screens`; none: one screen for every length).
 
-    ``screen`` is the ``1 - share`` quantile of the lexical scores. ``threshold`` is the lowest
+    The screen is the ``1 - share`` quantile of the lexical scores. The threshold is the lowest
     probability (at or above it blocks) that blocks at most ``budget`` of all the texts among
     those screened and not already blocked by the lexical head; at least 0.5."""
     lex = np.asarray(lexical, dtype=np.float64)
     if not len(lex):
         raise ValueError("no benign texts to calibrate the screen on")
     screen = float(np.quantile(lex, 1.0 - share))
-    screened = [i for i, s in enumerate(lex) if screen <= s < lexical_threshold]
+    longer = length_screens(composites or {}, screen, share)
+    screened = [
+        i for i, s in enumerate(lex) if screen_at(screen, longer, words[i]) <= s < lexical_threshold
+    ]
     missing = [i for i in screened if i not in gray]
     if missing:
         raise ValueError(f"{len(missing)} screened texts have no probability from the head")
     scores = sorted((gray[i] for i in screened), reverse=True)
     allowed = int(np.floor(budget * len(lex)))
     threshold = 0.5 if len(scores) <= allowed else float(np.nextafter(scores[allowed], 2.0))
-    return screen, min(max(threshold, 0.5), 1.0)
+    return Cut(screen, longer, min(max(threshold, 0.5), 1.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +140,7 @@ class Calibration:
     markdown: str
     """The trade-off table: every share in :data:`SHARES` and the chosen one."""
     screen_at: float
+    longer: tuple[tuple[int, float], ...]
     threshold: float
     share: float
     budget: float
@@ -116,6 +150,7 @@ class Calibration:
         return Screen(
             lexical_sha256=lexical_sha256,
             screen=self.screen_at,
+            longer=list(self.longer),
             threshold=self.threshold,
             share=self.share,
             budget=self.budget,
@@ -126,7 +161,11 @@ class Calibration:
 
     @property
     def chosen(self) -> str:
-        return f"lexical >= {self.screen_at:.3f}, then the screen's head >= {self.threshold:.3f}"
+        steps = "".join(f", {s:.3f} from {w} words" for w, s in self.longer)
+        return (
+            f"lexical >= {self.screen_at:.3f}{steps}, then the screen's head >= "
+            f"{self.threshold:.3f}"
+        )
 
 
 def tabulate(
@@ -136,14 +175,18 @@ def tabulate(
     gray: dict[int, float],
     budget: float,
     share: float | None = None,
+    composites: Mapping[int, Sequence[float]] | None = None,
 ) -> Calibration:
     """The screen for ``budget`` and ``share``, and a table of what each share costs and buys
     on ``rows`` (``oof``: lexical out-of-fold scores; ``gray``: the screen head's out-of-fold
-    probabilities of the rows in its zone). ``share`` None: of the shares in :data:`SHARES`
-    that keep within ``budget``, from the smallest up, each wider one that buys at least
-    :data:`MIN_GAIN` points of attacks per point of traffic over the one chosen so far."""
+    probabilities of the rows in its zone; ``composites``: out-of-fold lexical scores of long
+    benign texts by length, for :func:`length_screens`). ``share`` None: of the shares in
+    :data:`SHARES` that keep within ``budget``, from the smallest up, each wider one that buys
+    at least :data:`MIN_GAIN` points of attacks per point of traffic over the one chosen so
+    far."""
     benign = [i for i, r in enumerate(rows) if r.label == 0]
     attacks = [i for i, r in enumerate(rows) if r.label == 1]
+    words = [words_of(r.text) for r in rows]
     lex_b = [oof[i] for i in benign]
     gray_b = {k: gray[i] for k, i in enumerate(benign) if i in gray}
     shares = sorted({*SHARES, share} if share is not None else set(SHARES))
@@ -153,14 +196,16 @@ def tabulate(
         f"{_share(attacks, lambda i: oof[i] >= lexical_threshold):.2%} of attacks, "
         f"{_share(benign, lambda i: oof[i] >= lexical_threshold):.2%} of benign blocked.",
         "",
-        "| share screened | screen | head threshold | benign screened | benign blocked "
-        "by the screen | attacks detected (lexical + screen) |",
-        "|---|---|---|---|---|---|",
+        "| share screened | screen | screen from 512 words | head threshold | benign screened "
+        "| benign blocked by the screen | attacks detected (lexical + screen) |",
+        "|---|---|---|---|---|---|---|",
     ]
+    words_b = [words[i] for i in benign]
     options = [
         _option(
             s,
-            *calibrate(lex_b, gray_b, lexical_threshold, s, budget),
+            calibrate(lex_b, words_b, gray_b, lexical_threshold, s, budget, composites),
+            words,
             benign,
             attacks,
             oof,
@@ -178,12 +223,19 @@ def tabulate(
             if (o.recall - pick.recall) >= MIN_GAIN * (o.share - pick.share):
                 pick = o
     lines += [
-        f"| {o.share:.1%}{' (chosen)' if o is pick else ''} | {o.screen:.3f} | "
-        f"{o.threshold:.3f} | {o.benign_screened:.2%} | {o.benign_blocked:.2%} | {o.recall:.2%} |"
+        f"| {o.share:.1%}{' (chosen)' if o is pick else ''} | {o.cut.screen:.3f} | "
+        f"{screen_at(o.cut.screen, o.cut.longer, 512):.3f} | {o.cut.threshold:.3f} | "
+        f"{o.benign_screened:.2%} | {o.benign_blocked:.2%} | {o.recall:.2%} |"
         for o in options
     ]
     return Calibration(
-        "\n".join(lines), pick.screen, pick.threshold, pick.share, budget, len(benign)
+        "\n".join(lines),
+        pick.cut.screen,
+        pick.cut.longer,
+        pick.cut.threshold,
+        pick.share,
+        budget,
+        len(benign),
     )
 
 
@@ -191,8 +243,7 @@ class Option(NamedTuple):
     """One share of benign traffic screened, and what it costs and buys on held-out rows."""
 
     share: float
-    screen: float
-    threshold: float
+    cut: Cut
     benign_screened: float
     benign_blocked: float
     """By the screened layer, beyond what the lexical head blocks itself."""
@@ -202,8 +253,8 @@ class Option(NamedTuple):
 
 def _option(
     share: float,
-    screen: float,
-    threshold: float,
+    cut: Cut,
+    words: list[int],
     benign: list[int],
     attacks: list[int],
     oof: dict[int, float],
@@ -211,15 +262,14 @@ def _option(
     lexical_threshold: float,
 ) -> Option:
     def screened(i: int) -> bool:
-        return screen <= oof[i] < lexical_threshold
+        return screen_at(cut.screen, cut.longer, words[i]) <= oof[i] < lexical_threshold
 
     def blocked(i: int) -> bool:
-        return screened(i) and gray[i] >= threshold
+        return screened(i) and gray[i] >= cut.threshold
 
     return Option(
         share,
-        screen,
-        threshold,
+        cut,
         _share(benign, screened),
         _share(benign, blocked),
         _share(attacks, lambda i: oof[i] >= lexical_threshold or blocked(i)),

@@ -148,11 +148,14 @@ def occurrence_normalised(vectorizer: TfidfVectorizer, texts: list[str]) -> csr_
 
 
 def fit_lexical(
-    rows: list[datasets.Row], extra_benign: list[str], rounds: int = MINING_ROUNDS
+    rows: list[datasets.Row],
+    extra_benign: list[str],
+    rounds: int = MINING_ROUNDS,
+    joined: int = 0,
 ) -> LexicalHead:
     """The head of :func:`fit_lexical_oof`, scoring out of fold only the benign rows (all its
     threshold needs)."""
-    return fit_lexical_oof(rows, extra_benign, rounds, attacks_too=False).head
+    return fit_lexical_oof(rows, extra_benign, rounds, attacks_too=False, joined=joined).head
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,9 @@ class LexicalFit:
     oof: dict[int, float]
     """Out-of-fold score of ``rows`` by index: every one, or with ``attacks_too=False`` only the
     benign ones."""
+    composites: dict[int, list[float]]
+    """Out-of-fold scores of long benign texts made of the benign ``rows``
+    (:func:`benign_composites`), by their length in words; empty with ``attacks_too=False``."""
 
 
 def fit_lexical_oof(
@@ -168,6 +174,7 @@ def fit_lexical_oof(
     extra_benign: list[str],
     rounds: int = MINING_ROUNDS,
     attacks_too: bool = True,
+    joined: int = 0,
 ) -> LexicalFit:
     """TF-IDF (:func:`.lexical.features`, occurrence norm) + logistic regression on ``rows``
     and the extra benign texts, then ``rounds`` of mining runs of words (the head scores every
@@ -176,16 +183,24 @@ def fit_lexical_oof(
     is benign), and the highest-scoring run of every attack as an attack row (the part of the
     attack that carries it); then the model is refitted. Every row is also scored 4-fold out of
     fold, each text held out with the runs mined from it (a fold that trained on a text's run
-    would score the text too low); the threshold is the benign rows' 99.5th percentile."""
+    would score the text too low); the threshold is the benign rows' 99.5th percentile. With
+    ``attacks_too``, long benign texts made of each fold's held-out benign rows are scored too
+    (the screen's steps with length, :func:`.screen_calibration.length_screens`).
+
+    ``joined``: that many long benign texts per length of :data:`JOINED_LENGTHS` are trained
+    on too (:func:`joined_benign`): a head that has seen only short texts scores the best run
+    of a long one high, across the seams of its sentences as well."""
     from scipy.sparse import vstack
 
-    texts = [r.text for r in rows] + extra_benign
-    labels = [r.label for r in rows] + [0] * len(extra_benign)
+    long_texts, row_groups, long_groups = joined_benign(rows, joined)
+    texts = [r.text for r in rows] + extra_benign + long_texts
+    labels = [r.label for r in rows] + [0] * (len(extra_benign) + len(long_texts))
+    # a mined run's group is the text it came from; a benign row's, its block's (joined_benign)
+    groups = [row_groups.get(i, i) for i in range(len(rows) + len(extra_benign))] + long_groups
     vectorizer = lexical_vectorizer(texts)
     fit = partial(_fit_lexical_head, vectorizer, tuple(vectorizer.get_feature_names_out().tolist()))
     x = occurrence_normalised(vectorizer, texts)  # one row per text, each transformed once
     originals = list(enumerate(texts))
-    groups = list(range(len(texts)))  # a mined run's group is the text it came from
     head = fit(x, labels)
     for _ in range(rounds):
         mined = [
@@ -195,18 +210,21 @@ def fit_lexical_oof(
         if mined:  # (the vectorizer refuses an empty list)
             x = vstack([x, occurrence_normalised(vectorizer, [run for _, run in mined])], "csr")
         labels = labels + [labels[g] for g, _ in mined]
-        groups = groups + [g for g, _ in mined]
+        groups = groups + [groups[g] for g, _ in mined]
         head = fit(x, labels)
-    oof = out_of_fold_scores(
+    held = out_of_fold_scores(
         texts,
         labels,
         groups,
         [i for i, r in enumerate(rows) if attacks_too or r.label == 0],
         lambda idx: fit(x[idx], [labels[i] for i in idx]),
+        composed_of=[i for i, r in enumerate(rows) if r.label == 0] if attacks_too else [],
     )
-    benign = [s for i, s in oof.items() if rows[i].label == 0]
+    benign = [s for i, s in held.scores.items() if rows[i].label == 0]
     threshold = float(np.quantile(benign, 0.995)) if benign else 0.5
-    return LexicalFit(replace(head, threshold=min(max(threshold, 0.5), 0.99)), oof)
+    return LexicalFit(
+        replace(head, threshold=min(max(threshold, 0.5), 0.99)), held.scores, held.composites
+    )
 
 
 def lexical_vectorizer(texts: list[str], limit: int = LEXICAL_FEATURES) -> TfidfVectorizer:
@@ -235,6 +253,102 @@ class _Scorer(Protocol):
     def score(self, text: str) -> float: ...
 
 
+JOINED_LENGTHS = (32, 64, 128, 256, 512)
+"""Lengths in words of the long benign texts the lexical head trains on (:func:`joined_benign`)."""
+JOINED_EVERY = 40
+"""One long benign text of each length per this many benign rows (218 of each for the 8,737
+benign train rows): in proportion, so that a small corpus is not drowned in them."""
+
+
+def joined_per_length(rows: list[datasets.Row]) -> int:
+    """How many long benign texts of each length the lexical head trains on beside ``rows``."""
+    return sum(1 for r in rows if r.label == 0) // JOINED_EVERY
+
+
+BLOCKS = 40
+"""Blocks of benign rows in :func:`joined_benign`: each block is one group of the out-of-fold
+folds, so there must be many (one block would put every benign row in one fold)."""
+
+
+def joined_benign(
+    rows: list[datasets.Row], per_length: int, blocks: int = BLOCKS
+) -> tuple[list[str], dict[int, int], list[int]]:
+    """Long benign texts to train on: the benign ``rows`` in ``blocks`` seeded blocks, each
+    block's rows joined into :func:`benign_composites` (``per_length`` of each of
+    :data:`JOINED_LENGTHS` in all, shared out evenly between the blocks). Returns the texts,
+    the group of each benign row (by index) and the group of each text: a block's rows and the
+    texts made of them share a group, so no fold of the out-of-fold scores is fitted on a long
+    text holding the row it scores. Groups are numbered from ``len(rows) + 10**6`` (clear of
+    the row indices other texts use)."""
+    benign = [i for i, r in enumerate(rows) if r.label == 0]
+    if not per_length or not benign:
+        return [], {}, []
+    random.Random(SEED).shuffle(benign)
+    parts = [benign[k::blocks] for k in range(min(blocks, len(benign)))]
+    texts = [r.text for r in rows]
+    joined: list[str] = []
+    row_groups: dict[int, int] = {}
+    joined_groups: list[int] = []
+    for b, members in enumerate(parts):
+        group = len(rows) + 10**6 + b
+        row_groups |= dict.fromkeys(members, group)
+        share = per_length // len(parts) + (b < per_length % len(parts))
+        made = benign_composites(texts, members, SEED + b, JOINED_LENGTHS, share)
+        for long_texts in made.values():
+            joined += long_texts
+            joined_groups += [group] * len(long_texts)
+    return joined, row_groups, joined_groups
+
+
+COMPOSITE_LENGTHS = (16, 32, 64, 128, 256, 512, 1024)
+"""Lengths in words of the long benign texts the screen's steps are set on."""
+COMPOSITES_PER_FOLD = 250
+
+
+def benign_composites(
+    texts: list[str],
+    benign: list[int],
+    seed: int,
+    lengths: tuple[int, ...] = COMPOSITE_LENGTHS,
+    per_length: int = COMPOSITES_PER_FOLD,
+) -> dict[int, list[str]]:
+    """Long benign texts: for each of ``lengths``, ``per_length`` texts of exactly that many
+    words, each the texts ``benign`` (indices into ``texts``) drawn at random (seeded) and
+    joined, cut at the length. The corpora's benign rows are short (7
+    words at the median, 42 at the 99th percentile); a long request or document is made of such
+    pieces (the latency benchmark's 512-token prompt is built the same way). A piece without
+    final punctuation gets a full stop: many rows have none, and "... symptoms Our Christmas
+    traditions" reads like no document (the suffix model flagged such seams)."""
+    rng = random.Random(seed)
+    out: dict[int, list[str]] = {}
+    for length in lengths:
+        made = []
+        for _ in range(per_length if benign else 0):
+            words: list[str] = []
+            while len(words) < length:
+                words += _sentence(texts[rng.choice(benign)]).split()
+            made.append(" ".join(words[:length]))
+        out[length] = made
+    return out
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending in punctuation (a full stop added when it has none)."""
+    text = text.strip()
+    return text if not text or text[-1] in _FINAL else text + "."
+
+
+_FINAL = ".!?:;\"')]}>`*"
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfFold:
+    scores: dict[int, float]
+    """By index, of the texts asked for."""
+    composites: dict[int, list[float]]
+    """Of :func:`benign_composites` of each fold's held-out texts, by length in words."""
+
+
 def out_of_fold_scores(
     texts: list[str],
     labels: list[int],
@@ -242,19 +356,40 @@ def out_of_fold_scores(
     rows: list[int],
     fit: Callable[[list[int]], _Scorer],
     folds: int = 4,
-) -> dict[int, float]:
+    composed_of: list[int] | None = None,
+) -> OutOfFold:
     """The score of each text in ``rows`` by a model ``fit`` on the indices of the folds that
     hold neither it nor any text of its group (stratified group k-fold, seeded): a text's mined
-    runs share its group, so no fold scores a text after training on a piece of it."""
+    runs share its group, so no fold scores a text after training on a piece of it. Each fold's
+    model also scores :func:`benign_composites` made of the held-out texts in ``composed_of``
+    that it passes (:func:`_passing`)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     wanted = set(rows)
+    composable = set(composed_of or [])
     oof: dict[int, float] = {}
+    composites: dict[int, list[float]] = defaultdict(list)
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=SEED)
-    for train_idx, held_idx in splitter.split(texts, labels, groups):
+    for fold, (train_idx, held_idx) in enumerate(splitter.split(texts, labels, groups)):
         model = fit(train_idx.tolist())
         oof |= {i: model.score(texts[i]) for i in held_idx.tolist() if i in wanted}
-    return oof
+        held_pieces = [i for i in held_idx.tolist() if i in composable]
+        pieces = _passing({i: oof[i] if i in oof else model.score(texts[i]) for i in held_pieces})
+        if pieces:
+            for length, made in benign_composites(texts, pieces, SEED + fold).items():
+                composites[length] += [model.score(t) for t in made]
+    return OutOfFold(oof, dict(composites))
+
+
+def _passing(scores: dict[int, float]) -> list[int]:
+    """The pieces (indices, with their scores) scored at most their 99.5th percentile (where
+    the lexical threshold is set). A long text joined from benign texts that include one the
+    head blocks is blocked for that one: of 70 texts (512 words), a 0.5% false-positive rate
+    alone blocks 30%. Joined from texts it passes, what is measured is what length adds."""
+    if not scores:
+        return []
+    bar = float(np.quantile(list(scores.values()), 0.995))
+    return [i for i, s in scores.items() if s <= bar]
 
 
 def _mined_run(head: LexicalHead, text: str, label: int) -> str | None:
@@ -301,15 +436,22 @@ def padded_attacks(rows: list[datasets.Row], fraction: float = 0.5) -> list[data
 
 @cache
 def lexical_extra_benign() -> list[str]:
-    """The lexical head's extra benign texts: stdlib code (train modules) and identifier
-    sentences, which the corpora lack."""
-    return suffix_data.stdlib_code("train") + suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
+    """The lexical head's extra benign texts, which the corpora lack: stdlib code (train
+    modules), identifier sentences and Django's translated messages (train languages; the
+    corpora's only text in other languages is attacks)."""
+    return (
+        suffix_data.stdlib_code("train")
+        + suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
+        + suffix_data.translations("train")
+    )
 
 
 def fit_lexical_padded(rows: list[datasets.Row]) -> LexicalHead:
     """The lexical head as the bundled one is trained: ``rows`` plus padded copies of half their
-    attacks, and :func:`lexical_extra_benign` as benign."""
-    return fit_lexical(rows + padded_attacks(rows), lexical_extra_benign())
+    attacks, :func:`lexical_extra_benign` and long benign texts (:func:`joined_per_length`) as
+    benign."""
+    joined = joined_per_length(rows)
+    return fit_lexical(rows + padded_attacks(rows), lexical_extra_benign(), joined=joined)
 
 
 @cache
@@ -319,20 +461,24 @@ def bundled_lexical_fit() -> tuple[list[datasets.Row], LexicalFit]:
     (``train`` runs ``lexical`` and then ``screen``, which both need it)."""
     _ensure_corpus()
     rows = [r for r in datasets.load() if r.split == "train"]
-    return rows, fit_lexical_oof(rows + padded_attacks(rows), lexical_extra_benign())
+    joined = joined_per_length(rows)
+    return rows, fit_lexical_oof(rows + padded_attacks(rows), lexical_extra_benign(), joined=joined)
 
 
 @app.command("lexical")
 def train_lexical(out: Path = LEXICAL) -> None:
     """Train only the lexical head (the whole train split and padded copies of half its attacks,
-    plus stdlib code and identifiers as benign)."""
+    plus stdlib code, identifiers, translated messages and long texts joined from the benign
+    rows as benign)."""
     rows, fit = bundled_lexical_fit()
     head = fit.head
     head.save(out)
     n_attack = sum(r.label for r in rows)
     typer.echo(
         f"lexical: {len(rows)} rows ({n_attack} attacks, half again padded) + "
-        f"{len(lexical_extra_benign())} code/identifier texts, {len(head.names)} features, "
+        f"{len(lexical_extra_benign())} code/identifier/translated texts + "
+        f"{joined_per_length(rows)} joined benign texts per length {JOINED_LENGTHS}, "
+        f"{len(head.names)} features, "
         f"threshold {head.threshold:.3f} -> {out}"
     )
 
@@ -377,7 +523,9 @@ def train_screen(
     zone = screen_calibration.zone(rows, fit.oof, fit.head.threshold)
     x, y = screen_features([rows[i] for i in zone], [fit.oof[i] for i in zone])
     gray = dict(zip(zone, screen_calibration.out_of_fold(x, y).tolist(), strict=True))
-    table = screen_calibration.tabulate(rows, fit.oof, fit.head.threshold, gray, budget, share)
+    table = screen_calibration.tabulate(
+        rows, fit.oof, fit.head.threshold, gray, budget, share, fit.composites
+    )
     typer.echo(table.markdown)
     coef, intercept = screen_calibration.fit_head(x, y)
     table.screen(file_sha256(LEXICAL), coef, intercept).save(out)
@@ -424,8 +572,7 @@ def train(ctx: typer.Context) -> None:
 
 
 def _ensure_corpus() -> None:
-    if not (cache_dir() / "corpus.jsonl").exists():
-        datasets.fetch()
+    datasets.ensure()
 
 
 if __name__ == "__main__":

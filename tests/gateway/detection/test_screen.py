@@ -12,7 +12,14 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.detection.paths import LEXICAL, SCREEN
-from gateway.detection.screen import FEATURES, RETRAIN, Screen, features, load_screen
+from gateway.detection.screen import (
+    FEATURES,
+    RETRAIN,
+    Screen,
+    features,
+    load_screen,
+    words_of,
+)
 from gateway.detection.semantic import TextEmbedding
 from gateway.hashing import file_sha256
 
@@ -51,9 +58,36 @@ def test_a_screen_of_the_first_format_is_refused_naming_the_command(tmp_path: Pa
     path = tmp_path / "screen.json"
     old = {"lexical_sha256": "0" * 64, "semantic_sha256": "1" * 64, "screen": 0.8}
     path.write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="format 1 screen, not 2") as err:
+    with pytest.raises(ValueError, match="format 1 screen, not 3") as err:
         load_screen(path, LEXICAL)
     assert RETRAIN in str(err.value)
+
+
+def test_a_screen_of_one_level_for_every_length_is_refused(tmp_path: Path) -> None:
+    # format 2 had no steps with length: loaded as it is, long documents would reach MiniLM
+    path = tmp_path / "screen.json"
+    data = json.loads(_screen(LEXICAL).model_dump_json())
+    del data["longer"]
+    path.write_text(json.dumps(data | {"format": 2}))
+    with pytest.raises(ValueError, match="format 2 screen, not 3"):
+        load_screen(path, LEXICAL)
+
+
+def test_the_screen_rises_with_the_length_of_the_text() -> None:
+    screen = _screen(LEXICAL).model_copy(update={"longer": [(16, 0.7), (64, 0.9)]})
+    assert [screen.at(n) for n in (1, 15, 16, 63, 64, 5000)] == [0.6, 0.6, 0.7, 0.7, 0.9, 0.9]
+    assert screen.at(words_of("one two  three\nfour")) == 0.6
+
+
+@pytest.mark.parametrize(
+    "longer",
+    [[(64, 0.9), (16, 0.95)], [(16, 0.9), (64, 0.8)], [(16, 0.5)], [(0, 0.7)]],
+    ids=["lengths-descend", "screen-falls", "below-the-base", "length-zero"],
+)
+def test_steps_that_do_not_rise_with_length_are_an_error(longer: list[tuple[int, float]]) -> None:
+    data = _screen(LEXICAL).model_dump() | {"longer": longer}
+    with pytest.raises(ValidationError, match="must ascend"):
+        Screen.model_validate(data)
 
 
 def test_an_unknown_key_is_an_error(tmp_path: Path) -> None:
@@ -98,3 +132,4 @@ def test_the_bundled_screen_matches_the_bundled_lexical_head() -> None:
     screen = load_screen(SCREEN, LEXICAL)
     assert 0.5 <= screen.threshold <= 1.0
     assert 0.0 < screen.share <= 0.05
+    assert screen.longer  # long texts have their own, higher screens

@@ -12,6 +12,7 @@ from gateway.detection.screen_calibration import (
     ZONE,
     calibrate,
     fit_head,
+    length_screens,
     out_of_fold,
     tabulate,
     zone,
@@ -25,15 +26,18 @@ def _benign(n: int) -> list[float]:
 def test_the_screen_is_the_quantile_that_screens_the_share() -> None:
     lex = _benign(100)
     semantic = {i: 0.0 for i in range(100)}
-    screen, _ = calibrate(lex, semantic, lexical_threshold=1.0, share=0.10, budget=0.0)
-    assert sum(s >= screen for s in lex) == 10
+    cut = calibrate(lex, [5] * 100, semantic, lexical_threshold=1.0, share=0.10, budget=0.0)
+    assert sum(s >= cut.screen for s in lex) == 10
+    assert cut.longer == ()  # no long texts: one screen for every length
 
 
 def test_the_threshold_blocks_at_most_the_budget_of_all_benign_texts() -> None:
     lex = _benign(1000)
     # the screened texts' semantic scores, all distinct and high
     semantic = {i: 0.6 + (i - 900) / 500 for i in range(900, 1000)}
-    screen, threshold = calibrate(lex, semantic, lexical_threshold=1.0, share=0.10, budget=0.005)
+    screen, _, threshold = calibrate(
+        lex, [5] * 1000, semantic, lexical_threshold=1.0, share=0.10, budget=0.005
+    )
     screened = [i for i, s in enumerate(lex) if s >= screen]
     blocked = [i for i in screened if semantic[i] >= threshold]
     assert len(blocked) == 5  # 0.5% of 1000
@@ -44,19 +48,50 @@ def test_texts_the_lexical_head_blocks_itself_do_not_spend_the_budget() -> None:
     lex = _benign(1000)
     semantic = {i: 0.9 if i >= 990 else 0.6 + (i - 900) / 500 for i in range(900, 1000)}
     # the ten texts at or above 0.99 are the lexical head's: their 0.9 must not set the threshold
-    _, threshold = calibrate(lex, semantic, lexical_threshold=0.99, share=0.10, budget=0.005)
+    *_, threshold = calibrate(
+        lex, [5] * 1000, semantic, lexical_threshold=0.99, share=0.10, budget=0.005
+    )
     assert threshold < 0.9
 
 
 def test_the_threshold_is_never_below_one_half() -> None:
     lex = _benign(100)
     semantic = {i: 0.1 for i in range(100)}
-    assert calibrate(lex, semantic, 1.0, share=0.10, budget=0.0)[1] == 0.5
+    assert calibrate(lex, [5] * 100, semantic, 1.0, share=0.10, budget=0.0).threshold == 0.5
 
 
 def test_a_screened_text_without_a_semantic_score_is_an_error() -> None:
     with pytest.raises(ValueError, match="no probability from the head"):
-        calibrate(_benign(100), {}, 1.0, share=0.10, budget=0.0)
+        calibrate(_benign(100), [5] * 100, {}, 1.0, share=0.10, budget=0.0)
+
+
+def test_each_length_is_screened_at_the_share_of_its_own_benign_texts() -> None:
+    # long benign texts score higher (their best run of more runs): 10% of each length screened
+    composites = {16: _benign(100), 64: [0.5 + s / 2 for s in _benign(100)]}
+    steps = length_screens(composites, base=0.85, share=0.10)
+    assert [w for w, _ in steps] == [16, 64]
+    assert sum(s >= steps[0][1] for s in composites[16]) == 10
+    assert sum(s >= steps[1][1] for s in composites[64]) == 10
+
+
+def test_a_length_whose_texts_score_lower_keeps_the_screen_of_shorter_ones() -> None:
+    low = [s / 2 for s in _benign(100)]  # under the base screen
+    assert length_screens({16: low}, base=0.85, share=0.10) == ()
+    steps = length_screens({16: _benign(100), 32: low, 64: _benign(100)}, 0.5, 0.10)
+    assert [w for w, _ in steps] == [16]  # 64's quantile equals 16's: no step
+
+
+def test_the_budget_is_spent_on_texts_screened_at_their_length() -> None:
+    # twenty benign texts at 0.95: ten short, ten long. The long ones' screen (from long
+    # composites scoring up to 0.99) is above 0.95, so only the short ones are screened, and the
+    # head's threshold need only pass those
+    lex = [0.1] * 980 + [0.95] * 20
+    words = [5] * 990 + [300] * 10
+    gray = {i: (0.9 if i >= 990 else 0.6) for i in range(980, 1000)}
+    composites = {256: [0.1] * 90 + [0.99] * 10}
+    cut = calibrate(lex, words, gray, 1.0, share=0.02, budget=0.0, composites=composites)
+    assert cut.longer == ((256, 0.99),)
+    assert 0.6 < cut.threshold <= 0.9
 
 
 def _row(text: str, label: int) -> Row:
