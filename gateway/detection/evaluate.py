@@ -276,11 +276,11 @@ LONG_PER_LENGTH = 200
 def long_text_table(report: Report, name: str, classify: Classifier, rows: list[Row]) -> None:
     """False positives on long benign texts: the test split's benign prompts that the detector
     passes one by one (7 words at the median), drawn at random and joined into texts of 64,
-    256 and 512 words (:func:`.train.benign_composites`, seeded). Every layer that scores a text
+    256 and 512 words (:func:`.joined.benign_composites`, seeded). Every layer that scores a text
     by its best window or run sees more of them in a long text; short prompts alone do not show
     it. (Joined from all the benign prompts, a long text would be blocked for the one prompt in
     it the detector blocks alone: at 0.8% of prompts, 43% of 70-prompt texts.)"""
-    from gateway.detection.train import benign_composites
+    from gateway.detection.joined import benign_composites
 
     benign = [r.text for r in rows if r.label == 0]
     passed = [t for t, b in zip(benign, classify(benign), strict=True) if not b]
