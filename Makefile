@@ -15,7 +15,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-unit lint typecheck clean bench garak finetune-demo
+.PHONY: setup run test test-servers test-unit lint typecheck clean bench garak finetune-demo
 
 setup: $(VENV)/.ok $(SERVE)/.ok
 
@@ -80,8 +80,17 @@ garak: setup $(GARAK)/.ok
 run: setup
 	$(VENV)/bin/gateway up
 
-test: setup
+test: setup test-servers
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Servers the tests start themselves (never a shared instance): redis-server for the rate-limit
+# tests (tests/redis_server.py), PostgreSQL for the event store's (tests/gateway/events/
+# postgres_server.py). Installed with apt when missing, as make bench installs wrk.
+test-servers:
+	command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
+	command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends postgresql; }
 
 test-unit: $(VENV)/.ok
 	$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
