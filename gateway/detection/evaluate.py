@@ -273,17 +273,19 @@ LONG_LENGTHS = (64, 256, 512)
 LONG_PER_LENGTH = 200
 
 
-def long_text_table(report: Report, name: str, classify: Classifier, rows: list[Row]) -> None:
+def long_text_table(
+    report: Report, name: str, classify: Classifier, rows: list[Row], blocked: list[bool]
+) -> None:
     """False positives on long benign texts: the test split's benign prompts that the detector
-    passes one by one (7 words at the median), drawn at random and joined into texts of 64,
-    256 and 512 words (:func:`.joined.benign_composites`, seeded). Every layer that scores a text
-    by its best window or run sees more of them in a long text; short prompts alone do not show
-    it. (Joined from all the benign prompts, a long text would be blocked for the one prompt in
-    it the detector blocks alone: at 0.8% of prompts, 43% of 70-prompt texts.)"""
+    passes one by one (``blocked``: its verdicts on ``rows``; 7 words at the median), drawn at
+    random and joined into texts of 64, 256 and 512 words (:func:`.joined.benign_composites`,
+    seeded). Every layer that scores a text by its best window or run sees more of them in a
+    long text; short prompts alone do not show it. (Joined from all the benign prompts, a long
+    text would be blocked for the one prompt in it the detector blocks alone: at 0.8% of
+    prompts, 43% of 70-prompt texts.)"""
     from gateway.detection.joined import benign_composites
 
-    benign = [r.text for r in rows if r.label == 0]
-    passed = [t for t, b in zip(benign, classify(benign), strict=True) if not b]
+    passed = [r.text for r, b in zip(rows, blocked, strict=True) if r.label == 0 and not b]
     made = benign_composites(passed, list(range(len(passed))), 99, LONG_LENGTHS, LONG_PER_LENGTH)
     table = []
     for words, texts in made.items():

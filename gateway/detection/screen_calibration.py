@@ -81,6 +81,10 @@ class Cut(NamedTuple):
     longer: tuple[tuple[int, float], ...]
     threshold: float
 
+    def at(self, words: int) -> float:
+        """The screen for a text of ``words`` words."""
+        return screen_at(self.screen, self.longer, words)
+
 
 def length_screens(
     composites: Mapping[int, Sequence[float]], base: float, share: float
@@ -224,7 +228,7 @@ def tabulate(
                 pick = o
     lines += [
         f"| {o.share:.1%}{' (chosen)' if o is pick else ''} | {o.cut.screen:.3f} | "
-        f"{screen_at(o.cut.screen, o.cut.longer, 512):.3f} | {o.cut.threshold:.3f} | "
+        f"{o.cut.at(512):.3f} | {o.cut.threshold:.3f} | "
         f"{o.benign_screened:.2%} | {o.benign_blocked:.2%} | {o.recall:.2%} |"
         for o in options
     ]
@@ -262,7 +266,7 @@ def _option(
     lexical_threshold: float,
 ) -> Option:
     def screened(i: int) -> bool:
-        return screen_at(cut.screen, cut.longer, words[i]) <= oof[i] < lexical_threshold
+        return cut.at(words[i]) <= oof[i] < lexical_threshold
 
     def blocked(i: int) -> bool:
         return screened(i) and gray[i] >= cut.threshold

@@ -123,7 +123,7 @@ def fetch() -> None:
 @app.command("gibberish")
 def train_gibberish(out: Path = GIBBERISH) -> None:
     """Train only the gibberish (adversarial-suffix) model."""
-    _ensure_corpus()
+    datasets.ensure()
     benign = [r.text for r in datasets.load() if r.split == "train" and r.label == 0]
     code = suffix_data.stdlib_code("train")
     ids = suffix_data.identifiers(SUFFIX_SAMPLES, SEED)
@@ -154,14 +154,11 @@ def occurrence_normalised(vectorizer: TfidfVectorizer, texts: list[str]) -> csr_
 
 
 def fit_lexical(
-    rows: list[datasets.Row],
-    extra_benign: list[str],
-    rounds: int = MINING_ROUNDS,
-    joined: int = 0,
+    rows: list[datasets.Row], extra_benign: list[str], rounds: int = MINING_ROUNDS
 ) -> LexicalHead:
     """The head of :func:`fit_lexical_oof`, scoring out of fold only the benign rows (all its
     threshold needs)."""
-    return fit_lexical_oof(rows, extra_benign, rounds, attacks_too=False, joined=joined).head
+    return fit_lexical_oof(rows, extra_benign, rounds, attacks_too=False).head
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,23 +361,31 @@ def lexical_extra_benign() -> list[str]:
     )
 
 
-def fit_lexical_padded(rows: list[datasets.Row]) -> LexicalHead:
+def _padded_fit(rows: list[datasets.Row], attacks_too: bool) -> LexicalFit:
     """The lexical head as the bundled one is trained: ``rows`` plus padded copies of half their
     attacks, :func:`lexical_extra_benign` and long benign texts (:func:`joined_per_length`) as
-    benign."""
-    joined = joined_per_length(rows)
-    return fit_lexical(rows + padded_attacks(rows), lexical_extra_benign(), joined=joined)
+    benign (:func:`fit_lexical_oof`)."""
+    return fit_lexical_oof(
+        rows + padded_attacks(rows),
+        lexical_extra_benign(),
+        attacks_too=attacks_too,
+        joined=joined_per_length(rows),
+    )
+
+
+def fit_lexical_padded(rows: list[datasets.Row]) -> LexicalHead:
+    """The lexical head as the bundled one is trained (:func:`_padded_fit`), on ``rows``."""
+    return _padded_fit(rows, attacks_too=False).head
 
 
 @cache
 def bundled_lexical_fit() -> tuple[list[datasets.Row], LexicalFit]:
-    """The train split's rows, and the bundled lexical head's fit on them (as
-    :func:`fit_lexical_padded`) with every row scored out of fold: minutes, so once per process
-    (``train`` runs ``lexical`` and then ``screen``, which both need it)."""
-    _ensure_corpus()
+    """The train split's rows, and the bundled lexical head's fit on them (:func:`_padded_fit`)
+    with every row scored out of fold: minutes, so once per process (``train`` runs
+    ``lexical`` and then ``screen``, which both need it)."""
+    datasets.ensure()
     rows = [r for r in datasets.load() if r.split == "train"]
-    joined = joined_per_length(rows)
-    return rows, fit_lexical_oof(rows + padded_attacks(rows), lexical_extra_benign(), joined=joined)
+    return rows, _padded_fit(rows, attacks_too=True)
 
 
 @app.command("lexical")
@@ -407,7 +412,7 @@ def train_head(
     out: Path = HEAD,
 ) -> None:
     """Train only the semantic head (embeds the sampled train split; cached)."""
-    _ensure_corpus()
+    datasets.ensure()
     rows, emb = training_set(per_group)
     head = calibrate(fit_head(rows, emb), rows)
     head.save(out)
@@ -487,10 +492,6 @@ def train(ctx: typer.Context) -> None:
         train_lexical()
         train_head()
         train_screen()
-
-
-def _ensure_corpus() -> None:
-    datasets.ensure()
 
 
 if __name__ == "__main__":

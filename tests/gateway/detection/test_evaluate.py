@@ -169,7 +169,7 @@ def test_long_text_table_joins_the_benign_test_prompts_it_passes() -> None:
         return [len(t.split()) > 100 or "blocked" in t for t in texts]  # and the long ones
 
     report = ev.Report()
-    ev.long_text_table(report, "long", classify, rows)
+    ev.long_text_table(report, "long", classify, rows, classify([r.text for r in rows]))
     ((title, _, table),) = report.sections
     assert title == "long: long benign text"
     assert [r[2] for r in table] == ["0.0%", "100.0%", "100.0%"]
