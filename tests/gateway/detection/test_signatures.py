@@ -38,6 +38,7 @@ def test_every_family_is_covered() -> None:
         "delimiter_injection",
         "exfiltration",
         "tool_hijack",
+        "fake_configuration",
     } <= families
 
 
