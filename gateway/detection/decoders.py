@@ -319,6 +319,27 @@ def decode_leet(text: str) -> str | None:
     return out if out != text else None
 
 
+# Letter-spaced text: four or more letters, each followed by the same separator ("i g n o r e",
+# "R-e-v-e-a-l", "d_i_s_c_l_o_s_e"), or four or more characters each followed by a backslash
+# ("\I\ \h\a\v\e": a space between backslashes is a word break). "U.S." (two letters),
+# "1.2.3.4" (digits) and "a/b" are not runs.
+_SPACED = re.compile(rf"(?<!{_L}){_L}(?P<sep>[ .\-_*|/+~]){_L}(?:(?P=sep){_L}){{2,}}(?!{_L})")
+_BACKSLASHED = re.compile(r"(?:[^\\\n]\\){4,}")
+
+
+def _unbackslashed(span: str) -> str | None:
+    text = span.replace("\\", "")
+    return text if sum(c.isalpha() for c in text) >= 3 else None
+
+
+@register("spaced")
+def decode_spaced(text: str) -> str | None:
+    """Each letter-spaced run with its separators dropped ("i g n o r e" -> "ignore")."""
+    out = _SPACED.sub(lambda run: run.group(0).replace(run.group("sep"), ""), text)
+    out = _sub_spans(out, _BACKSLASHED, _unbackslashed) or out
+    return out if out != text else None
+
+
 @register("tag_chars")
 def decode_tags(text: str) -> str | None:
     return tag_payload(text) or None
