@@ -289,9 +289,9 @@ def long_text_table(
     made = benign_composites(passed, list(range(len(passed))), 99, LONG_LENGTHS, LONG_PER_LENGTH)
     table = []
     for words, texts in made.items():
-        blocked = classify(texts)
+        verdicts = classify(texts)
         label = f"benign test prompts it passes, joined: {words} words"
-        table.append([label, str(len(texts)), pct(sum(blocked) / max(len(texts), 1))])
+        table.append([label, str(len(texts)), pct(sum(verdicts) / max(len(texts), 1))])
     report.table(f"{name}: long benign text", ["texts", "n", "false positives"], table)
 
 

@@ -143,9 +143,8 @@ def calibrate(
 class Calibration:
     markdown: str
     """The trade-off table: every share in :data:`SHARES` and the chosen one."""
-    screen_at: float
-    longer: tuple[tuple[int, float], ...]
-    threshold: float
+    cut: Cut
+    """The chosen share's screen, steps with length and head threshold."""
     share: float
     budget: float
     benign_rows: int
@@ -153,9 +152,9 @@ class Calibration:
     def screen(self, lexical_sha256: str, coef: list[float], intercept: float) -> Screen:
         return Screen(
             lexical_sha256=lexical_sha256,
-            screen=self.screen_at,
-            longer=list(self.longer),
-            threshold=self.threshold,
+            screen=self.cut.screen,
+            longer=list(self.cut.longer),
+            threshold=self.cut.threshold,
             share=self.share,
             budget=self.budget,
             benign_rows=self.benign_rows,
@@ -165,10 +164,10 @@ class Calibration:
 
     @property
     def chosen(self) -> str:
-        steps = "".join(f", {s:.3f} from {w} words" for w, s in self.longer)
+        steps = "".join(f", {s:.3f} from {w} words" for w, s in self.cut.longer)
         return (
-            f"lexical >= {self.screen_at:.3f}{steps}, then the screen's head >= "
-            f"{self.threshold:.3f}"
+            f"lexical >= {self.cut.screen:.3f}{steps}, then the screen's head >= "
+            f"{self.cut.threshold:.3f}"
         )
 
 
@@ -232,15 +231,7 @@ def tabulate(
         f"{o.benign_screened:.2%} | {o.benign_blocked:.2%} | {o.recall:.2%} |"
         for o in options
     ]
-    return Calibration(
-        "\n".join(lines),
-        pick.cut.screen,
-        pick.cut.longer,
-        pick.cut.threshold,
-        pick.share,
-        budget,
-        len(benign),
-    )
+    return Calibration("\n".join(lines), pick.cut, pick.share, budget, len(benign))
 
 
 class Option(NamedTuple):

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Train the detector's artifacts.", pretty_exceptions_enable=False)
 SEED = 13
+BENIGN_QUANTILE = 0.995
+"""Where the heads' thresholds are set: this quantile of held-out benign scores (0.5% of
+benign traffic blocked by each head on its own)."""
 BANK_SIZE = 1500
 CALIBRATION_SIZE = 1000
 SUFFIX_SAMPLES = 2000
@@ -104,7 +107,7 @@ def calibrate(
     picked = random.Random(SEED).sample(spare, min(n, len(spare)))
     encode = embed or (lambda t: embed_cached(t, default_embedder(), cache_dir() / "emb.npz"))
     h, knn, _ = head.scores(encode([r.text for r in picked]))
-    threshold = float(np.quantile(np.maximum(h, knn), 0.995))
+    threshold = float(np.quantile(np.maximum(h, knn), BENIGN_QUANTILE))
     return replace(head, threshold=min(max(threshold, 0.5), 0.99))
 
 
@@ -224,7 +227,7 @@ def fit_lexical_oof(
         composed_of=[i for i, r in enumerate(rows) if r.label == 0] if attacks_too else [],
     )
     benign = [s for i, s in held.scores.items() if rows[i].label == 0]
-    threshold = float(np.quantile(benign, 0.995)) if benign else 0.5
+    threshold = float(np.quantile(benign, BENIGN_QUANTILE)) if benign else 0.5
     return LexicalFit(
         replace(head, threshold=min(max(threshold, 0.5), 0.99)), held.scores, held.composites
     )
@@ -303,7 +306,7 @@ def _passing(scores: dict[int, float]) -> list[int]:
     alone blocks 30%. Joined from texts it passes, what is measured is what length adds."""
     if not scores:
         return []
-    bar = float(np.quantile(list(scores.values()), 0.995))
+    bar = float(np.quantile(list(scores.values()), BENIGN_QUANTILE))
     return [i for i, s in scores.items() if s <= bar]
 
 

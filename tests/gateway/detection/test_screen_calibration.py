@@ -109,7 +109,7 @@ def test_tabulate_reports_what_the_screen_buys_on_held_out_attacks() -> None:
     gray = {i: 0.95 if rows[i].label else 0.55 for i in near}
 
     table = tabulate(rows, oof, 0.999, gray, budget=0.0, share=0.05)
-    assert table.threshold > 0.55
+    assert table.cut.threshold > 0.55
     assert table.share == 0.05 and table.benign_rows == 200
     assert "| 5.0% (chosen) |" in table.markdown
     chosen = next(line for line in table.markdown.splitlines() if "(chosen)" in line)
