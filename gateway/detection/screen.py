@@ -14,25 +14,29 @@ words on, a higher screen), each step the same share of long benign texts of tha
 
 Everything is fitted and calibrated on the train split only (``python -m
 gateway.detection.train screen``), on the lexical head's out-of-fold scores. The screen holds
-for one lexical head, so the file records its SHA-256 and refuses to load beside another.
+for one lexical head, so the file records its SHA-256 and refuses to load beside another. Its
+head reads the embeddings of each text's windows and decoded views, so it holds for one
+windowing and one set of decoders too: the file records the SHA-256 of the train split's pieces
+(:func:`~gateway.detection.semantic.pieces_sha256`), which :func:`check_pieces` compares with
+what this code makes of the train split (seconds, so a test does it rather than every load).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.detection.semantic import FloatArray, TextEmbedding
+from gateway.detection.semantic import FloatArray, TextEmbedding, pieces_sha256
 from gateway.hashing import file_sha256
 
 RETRAIN = "python -m gateway.detection.train screen"
-FORMAT = 3
+FORMAT = 4
 FEATURES = 1 + 2 * 384
 """The lexical score's logit, then :meth:`TextEmbedding.pooled` (MiniLM's 384 dimensions x 2)."""
 
@@ -64,9 +68,14 @@ class Screen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: int = Field(
-        default=FORMAT, description="2: the screen has its own head; 3: and rises with length"
+        default=FORMAT,
+        description="2: the screen has its own head; 3: and rises with length; 4: and records "
+        "the pieces it was fitted on",
     )
     lexical_sha256: str
+    pieces_sha256: str = Field(
+        description="SHA-256 of the train split's windows and decoded views when it was fitted"
+    )
     screen: float = Field(
         ge=0.0, le=1.0, description="lexical score from which a short text is screened"
     )
@@ -117,3 +126,14 @@ def load_screen(path: Path, lexical_head: Path) -> Screen:
             f"recalibrate with `{RETRAIN}`"
         )
     return screen
+
+
+def check_pieces(screen: Screen, train_texts: Iterable[str]) -> None:
+    """ValueError unless ``screen`` was fitted on the pieces this code makes of
+    ``train_texts`` (the train split): after a change to the windowing or the decoders the
+    screen's head reads views it never saw in training, and must be refitted."""
+    if pieces_sha256(train_texts) != screen.pieces_sha256:
+        raise ValueError(
+            "the screen was fitted on other windows or decoded views of the train split than "
+            f"this code makes (a decoder or the windowing changed): recalibrate with `{RETRAIN}`"
+        )

@@ -149,9 +149,12 @@ class Calibration:
     budget: float
     benign_rows: int
 
-    def screen(self, lexical_sha256: str, coef: list[float], intercept: float) -> Screen:
+    def screen(
+        self, lexical_sha256: str, pieces_sha256: str, coef: list[float], intercept: float
+    ) -> Screen:
         return Screen(
             lexical_sha256=lexical_sha256,
+            pieces_sha256=pieces_sha256,
             screen=self.cut.screen,
             longer=list(self.cut.longer),
             threshold=self.cut.threshold,

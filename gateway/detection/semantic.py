@@ -16,9 +16,10 @@ where the kNN score maps the highest cosine similarity to the attack bank linear
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -168,6 +169,18 @@ def default_embedder() -> Embedder:
 def pieces(text: str) -> tuple[list[str], list[str]]:
     """What the layer embeds of a text: its windows, and up to three decoded views."""
     return windows(text), [v.raw for v in analyse(text).views if v.decoded][:3]
+
+
+def pieces_sha256(texts: Iterable[str]) -> str:
+    """SHA-256 of every text's :func:`pieces`, in order: what a head fitted on the embedded
+    pieces of ``texts`` read. Changing the windowing or the decoders changes it (a decoder
+    that adds views to some texts changes what such a head should have been fitted on)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        text_windows, decoded = pieces(text)
+        for piece in (*text_windows, "\x1e", *decoded, "\x1d"):
+            digest.update(piece.encode("utf-8", "surrogatepass") + b"\x00")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

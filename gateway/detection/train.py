@@ -39,7 +39,7 @@ from gateway.detection.joined import (
 )
 from gateway.detection.lexical import LexicalHead
 from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, SCREEN, cache_dir
-from gateway.detection.semantic import Head, default_embedder, embed_texts
+from gateway.detection.semantic import Head, default_embedder, embed_texts, pieces_sha256
 from gateway.hashing import file_sha256
 
 if TYPE_CHECKING:
@@ -454,7 +454,8 @@ def train_screen(
     )
     typer.echo(table.markdown)
     coef, intercept = screen_calibration.fit_head(x, y)
-    table.screen(file_sha256(LEXICAL), coef, intercept).save(out)
+    pieces = pieces_sha256(r.text for r in rows)
+    table.screen(file_sha256(LEXICAL), pieces, coef, intercept).save(out)
     typer.echo(f"screen: {table.chosen} -> {out}")
 
 
