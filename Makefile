@@ -105,7 +105,7 @@ typecheck: $(VENV)/.ok
 # The fine-tuning loop against the vLLM that `make run` started (docs/finetune.md).
 finetune-demo: $(VENV)/.ok
 	$(VENV)/bin/finetune dataset build --answer-max-tokens 96 --no-preferences
-	$(VENV)/bin/finetune train --config finetune/configs/smollm2-cpu.yaml
+	$(VENV)/bin/finetune train --config finetune/configs/smollm2-cpu-probe-gate.yaml
 	$(VENV)/bin/finetune eval --max-per-family 21 --max-benign 50 --max-tokens 48
 
 clean:

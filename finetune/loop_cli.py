@@ -113,9 +113,9 @@ def dataset_build(
 
 
 def train_command(
-    config: Annotated[Path, typer.Option(help="training YAML")] = Path(
-        "finetune/configs/smollm2-cpu.yaml"
-    ),
+    config: Annotated[
+        Path, typer.Option(help="training YAML (default: probe_gate on SmolLM2, docs/finetune.md)")
+    ] = Path("finetune/configs/smollm2-cpu-probe-gate.yaml"),
     dataset: Annotated[Path | None, typer.Option(help="override: train.jsonl")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="override: output folder")] = None,
     seed: Annotated[int | None, typer.Option(help="override: seed")] = None,
