@@ -130,10 +130,11 @@ def load_screen(path: Path, lexical_head: Path) -> Screen:
 
 def check_pieces(screen: Screen, train_texts: Iterable[str]) -> None:
     """ValueError unless ``screen`` was fitted on the pieces this code makes of
-    ``train_texts`` (the train split): after a change to the windowing or the decoders the
-    screen's head reads views it never saw in training, and must be refitted."""
+    ``train_texts`` (the train split): after a change to the windowing, the decoders or the
+    split itself the screen's head reads views it never saw in training, and must be refitted."""
     if pieces_sha256(train_texts) != screen.pieces_sha256:
         raise ValueError(
             "the screen was fitted on other windows or decoded views of the train split than "
-            f"this code makes (a decoder or the windowing changed): recalibrate with `{RETRAIN}`"
+            "this code makes (a decoder, the windowing or the train split changed): "
+            f"recalibrate with `{RETRAIN}`"
         )
