@@ -69,13 +69,21 @@ def test_a_screen_of_the_first_format_is_refused_naming_the_command(tmp_path: Pa
     assert RETRAIN in str(err.value)
 
 
-def test_a_screen_of_one_level_for_every_length_is_refused(tmp_path: Path) -> None:
-    # format 2 had no steps with length: loaded as it is, long documents would reach MiniLM
+@pytest.mark.parametrize(
+    ("old_format", "missing"),
+    [(2, "longer"), (3, "pieces_sha256")],
+    ids=["one-level-for-every-length", "pieces-not-recorded"],
+)
+def test_a_screen_of_an_earlier_format_is_refused(
+    tmp_path: Path, old_format: int, missing: str
+) -> None:
+    # format 2 had no steps with length (loaded as it is, long documents would reach MiniLM);
+    # format 3 did not record the pieces it was fitted on (a stale screen would pass unnoticed)
     path = tmp_path / "screen.json"
     data = json.loads(_screen(LEXICAL).model_dump_json())
-    del data["longer"]
-    path.write_text(json.dumps(data | {"format": 2}))
-    with pytest.raises(ValueError, match="format 2 screen, not 4"):
+    del data[missing]
+    path.write_text(json.dumps(data | {"format": old_format}))
+    with pytest.raises(ValueError, match=f"format {old_format} screen, not 4"):
         load_screen(path, LEXICAL)
 
 
@@ -139,15 +147,6 @@ def test_the_bundled_screen_matches_the_bundled_lexical_head() -> None:
     assert 0.5 <= screen.threshold <= 1.0
     assert 0.0 < screen.share <= 0.05
     assert screen.longer  # long texts have their own, higher screens
-
-
-def test_a_screen_of_format_3_is_refused_it_does_not_record_its_pieces(tmp_path: Path) -> None:
-    path = tmp_path / "screen.json"
-    data = json.loads(_screen(LEXICAL).model_dump_json())
-    del data["pieces_sha256"]
-    path.write_text(json.dumps(data | {"format": 3}))
-    with pytest.raises(ValueError, match="format 3 screen, not 4"):
-        load_screen(path, LEXICAL)
 
 
 def test_a_screen_fitted_on_other_pieces_is_refused_naming_the_command(
