@@ -4,7 +4,9 @@
   ``kind: attack``): the share of attacks whose answer is *not* a refusal
   (:func:`finetune.refusal.is_refusal`);
 * **benign refusal rate** on the held-out benign prompts (``kind: benign``) plus, by default,
-  the detector's curated benign traffic (99 prompts the build never trains on);
+  the detector's curated benign traffic (prompts the build never trains on); its follow-ups
+  ("Make your answer shorter, please.") are asked after the question they follow
+  (``data/follow_up_openers.yaml``) and the base model's answer to it, one conversation each;
 * **utility**: the questions in ``data/utility.yaml`` the base answers right (an expected word in
   its answer) must stay right with the adapter;
 * a gate (:mod:`finetune.gate`); a Markdown report, ``eval.json``, a before/after chart and
@@ -30,13 +32,15 @@ from finetune.gate import Figures, Thresholds, decide
 from finetune.plots import before_after
 from finetune.refusal import is_refusal
 from finetune.report import render_report
-from finetune.sources import DATA_DIR, detector_benign, stable_pick
-from finetune.vllm_client import VLLMClient
+from finetune.sources import DATA_DIR, detector_benign, follow_up_openers, stable_pick
+from finetune.vllm_client import Message, VLLMClient
 from gateway.adapters import read_manifest
 
 UTILITY = DATA_DIR / "utility.yaml"
 EVAL_JSON = "eval.json"
 ANSWERS = "answers.jsonl"  # read back by earlier_base_answers
+OPENER_MAX_TOKENS = 96
+"""Length cap of the base model's answer to a follow-up's opener (the answer it refers to)."""
 
 
 class UtilityQuestion(BaseModel):
@@ -90,6 +94,12 @@ class Case:
     ``twin``, ``detector-benign`` ...)."""
     mutation: str
     expected: UtilityQuestion | None = None
+    opener: str | None = None
+    """For a follow-up, the question it follows: asked first, and its answer (the base
+    model's) is the conversation the follow-up is asked in."""
+
+    def conversation(self, context: list[Message]) -> list[Message]:
+        return [*context, {"role": "user", "content": self.prompt}]
 
 
 def _sample(rows: list[Case], cap: int | None) -> list[Case]:
@@ -111,7 +121,11 @@ def cases(cfg: EvalConfig) -> list[Case]:
         else:
             benign.append(Case(prompt, "benign", meta.get("source", "dataset"), meta["mutation"]))
     if cfg.detector_benign:
-        benign += [Case(p.text, "benign", p.source, "none") for p in detector_benign()]
+        openers = follow_up_openers()
+        for p in detector_benign():
+            opener = openers.get(p.text)
+            source = p.source if opener is None else f"{p.source}:follow-up"
+            benign.append(Case(p.text, "benign", source, "none", opener=opener))
     out = [c for family in sorted(attacks) for c in _sample(attacks[family], cfg.max_per_family)]
     out += _sample(benign, cfg.max_benign)
     utility = UtilityFile.model_validate(yaml.safe_load(cfg.utility.read_text(encoding="utf-8")))
@@ -125,14 +139,16 @@ def evaluate(cfg: EvalConfig, client: VLLMClient | None = None) -> dict[str, Any
     client = client or VLLMClient(cfg.vllm_url)
     served = f"{manifest.name}-eval-{manifest.sha256[:8]}"
     todo = cases(cfg)
-    prompts = [c.prompt for c in todo]
     if cfg.base_answers is None:
-        base = client.chat(cfg.base_model, prompts, max_tokens=cfg.max_tokens)
+        contexts = opener_contexts(client, cfg.base_model, todo)
+        conversations = [c.conversation(ctx) for c, ctx in zip(todo, contexts, strict=True)]
+        base = client.chat_conversations(cfg.base_model, conversations, max_tokens=cfg.max_tokens)
     else:
-        base = earlier_base_answers(cfg.base_answers, cfg, prompts)
+        contexts, base = earlier_base_answers(cfg.base_answers, cfg, todo)
+        conversations = [c.conversation(ctx) for c, ctx in zip(todo, contexts, strict=True)]
     client.load_adapter(served, cfg.adapter)
     try:
-        tuned = client.chat(served, prompts, max_tokens=cfg.max_tokens)
+        tuned = client.chat_conversations(served, conversations, max_tokens=cfg.max_tokens)
     finally:
         client.unload_adapter(served)
     result = score(todo, base, tuned)
@@ -149,7 +165,7 @@ def evaluate(cfg: EvalConfig, client: VLLMClient | None = None) -> dict[str, Any
     result["config"] = json.loads(cfg.model_dump_json())
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / EVAL_JSON).write_text(json.dumps(result, indent=2) + "\n")
-    write_answers(cfg.out / ANSWERS, todo, base, tuned)
+    write_answers(cfg.out / ANSWERS, todo, contexts, base, tuned)
     before_after(
         {
             "attack success\n(held-out families)": _pair(result["attack_success"]),
@@ -164,17 +180,42 @@ def evaluate(cfg: EvalConfig, client: VLLMClient | None = None) -> dict[str, Any
     return result
 
 
-def earlier_base_answers(folder: Path, cfg: EvalConfig, prompts: list[str]) -> list[str]:
-    """The base model's answers from the evaluation written to ``folder``, when it asked the
-    same base model the same prompts, in the same order, with the same answer length cap.
-    Greedy answers from the same server repeat word for word (docs/finetune.md, run 8), so an
-    A/B of several adapters need not ask the base model each time."""
+def opener_contexts(client: VLLMClient, model: str, todo: list[Case]) -> list[list[Message]]:
+    """Each case's conversation before its prompt: empty, or for a follow-up its opener and
+    ``model``'s answer to it (each opener asked once)."""
+    openers = sorted({c.opener for c in todo if c.opener is not None})
+    answers = dict(
+        zip(openers, client.chat(model, openers, max_tokens=OPENER_MAX_TOKENS), strict=True)
+    )
+    return [
+        []
+        if c.opener is None
+        else [
+            {"role": "user", "content": c.opener},
+            {"role": "assistant", "content": answers[c.opener]},
+        ]
+        for c in todo
+    ]
+
+
+def earlier_base_answers(
+    folder: Path, cfg: EvalConfig, todo: list[Case]
+) -> tuple[list[list[Message]], list[str]]:
+    """The conversations and the base model's answers from the evaluation written to
+    ``folder``, when it asked the same base model the same prompts (follow-ups after the same
+    openers), in the same order, with the same answer length cap. Greedy answers from the same
+    server repeat word for word (docs/finetune.md, run 8), so an A/B of several adapters need
+    not ask the base model each time."""
     try:
         earlier = json.loads((folder / EVAL_JSON).read_text(encoding="utf-8"))["config"]
         if not isinstance(earlier, dict):
             raise TypeError(f"config is {type(earlier).__name__}")
         rows = read_jsonl(folder / ANSWERS)
         answers = [(str(row["prompt"]), str(row["base"])) for row in rows]
+        contexts: list[list[Message]] = [
+            [{"role": str(m["role"]), "content": str(m["content"])} for m in row.get("context", [])]
+            for row in rows
+        ]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise EvalError(f"{folder}: not an evaluation folder ({exc!r})") from None
     for key in ("base_model", "max_tokens"):
@@ -183,24 +224,35 @@ def earlier_base_answers(folder: Path, cfg: EvalConfig, prompts: list[str]) -> l
                 f"{folder}: its base answers were asked with {key}={earlier.get(key)!r}, "
                 f"this evaluation asks with {getattr(cfg, key)!r}"
             )
-    if [prompt for prompt, _ in answers] != prompts:
+    if [prompt for prompt, _ in answers] != [c.prompt for c in todo]:
         raise EvalError(
             f"{folder}: its answers are for other prompts ({len(answers)} rows, this evaluation "
-            f"asks {len(prompts)}: another dataset, cap or utility file); evaluate without "
+            f"asks {len(todo)}: another dataset, cap or utility file); evaluate without "
             "base_answers"
         )
-    return [base for _, base in answers]
+    for c, context in zip(todo, contexts, strict=True):
+        asked = [m["content"] for m in context if m["role"] == "user"]
+        if asked != ([c.opener] if c.opener else []):
+            raise EvalError(
+                f"{folder}: it asked {c.prompt!r} after {asked or 'nothing'}, this evaluation "
+                f"after {[c.opener] if c.opener else 'nothing'} (follow_up_openers.yaml changed, "
+                "or an evaluation from before it); evaluate without base_answers"
+            )
+    return contexts, [base for _, base in answers]
 
 
-def write_answers(path: Path, todo: list[Case], base: list[str], tuned: list[str]) -> None:
-    """Every case with both answers and how each was scored, one JSON object per line, so a
-    figure in the report can be traced to the prompts behind it."""
+def write_answers(
+    path: Path, todo: list[Case], contexts: list[list[Message]], base: list[str], tuned: list[str]
+) -> None:
+    """Every case with the conversation before it, both answers and how each was scored, one
+    JSON object per line, so a figure in the report can be traced to the prompts behind it."""
     with path.open("w", encoding="utf-8") as fh:
-        for c, b, t in zip(todo, base, tuned, strict=True):
-            row = {
+        for c, ctx, b, t in zip(todo, contexts, base, tuned, strict=True):
+            row: dict[str, Any] = {
                 "kind": c.kind,
                 "family": c.family,
                 "mutation": c.mutation,
+                "context": [dict(m) for m in ctx],
                 "prompt": c.prompt,
                 "base": b,
                 "adapter": t,

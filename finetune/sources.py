@@ -25,11 +25,17 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 SEED_ATTACKS = DATA_DIR / "seed_attacks.yaml"
 NEAR_MISS = DATA_DIR / "benign_near_miss.yaml"
 BENIGN_TWINS = DATA_DIR / "benign_twins.yaml"
+FOLLOW_UP_OPENERS = DATA_DIR / "follow_up_openers.yaml"
 
 
 class SeedFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     families: dict[str, list[str]] = Field(min_length=1)
+
+
+class OpenersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    openers: dict[str, str] = Field(min_length=1)
 
 
 class NearMissFile(BaseModel):
@@ -69,6 +75,14 @@ def detector_benign() -> list[Prompt]:
     from gateway.detection.datasets import curated_benign
 
     return [Prompt(r.text, "benign", "benign", "detector-benign") for r in curated_benign()]
+
+
+def follow_up_openers(path: Path = FOLLOW_UP_OPENERS) -> dict[str, str]:
+    """For each follow-up of the detector's curated traffic ("Make your answer shorter,
+    please."), the question it follows: ``finetune eval`` asks the follow-up after the base
+    model's answer to that question, as users do."""
+    data = OpenersFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return {k.strip(): v.strip() for k, v in data.openers.items()}
 
 
 def event_attacks(

@@ -5,10 +5,13 @@ for tests (``httpx.MockTransport``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+
+Message = Mapping[str, str]
+"""A chat message: ``{"role": ..., "content": ...}``."""
 
 
 class VLLMError(RuntimeError):
@@ -34,14 +37,16 @@ class VLLMClient:
             base_url=self.url, timeout=self.timeout_s, transport=self.transport
         )
 
-    async def _chat_all(self, model: str, prompts: Sequence[str], max_tokens: int) -> list[str]:
+    async def _chat_all(
+        self, model: str, conversations: Sequence[Sequence[Message]], max_tokens: int
+    ) -> list[str]:
         gate = asyncio.Semaphore(self.concurrency)
         async with self._client() as client:
 
-            async def one(prompt: str) -> str:
+            async def one(messages: Sequence[Message]) -> str:
                 body = {
                     "model": model,
-                    "messages": [{"role": "user", "content": prompt}],
+                    "messages": [dict(m) for m in messages],
                     "max_tokens": max_tokens,
                     "temperature": 0.0,
                 }
@@ -55,11 +60,20 @@ class VLLMClient:
                 content = r.json()["choices"][0]["message"].get("content")
                 return str(content or "")
 
-            return list(await asyncio.gather(*(one(p) for p in prompts)))
+            return list(await asyncio.gather(*(one(c) for c in conversations)))
 
     def chat(self, model: str, prompts: Sequence[str], *, max_tokens: int = 128) -> list[str]:
         """Greedy answers (temperature 0) to single-turn prompts, in order."""
-        return asyncio.run(self._chat_all(model, prompts, max_tokens))
+        return self.chat_conversations(
+            model, [[{"role": "user", "content": p}] for p in prompts], max_tokens=max_tokens
+        )
+
+    def chat_conversations(
+        self, model: str, conversations: Sequence[Sequence[Message]], *, max_tokens: int = 128
+    ) -> list[str]:
+        """Greedy answers (temperature 0) to the last user turn of each conversation (a list
+        of ``{"role", "content"}`` messages), in order."""
+        return asyncio.run(self._chat_all(model, conversations, max_tokens))
 
     async def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
         async with self._client() as client:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from finetune.evaluate import (
+    OPENER_MAX_TOKENS,
     Case,
     EvalConfig,
     EvalError,
@@ -16,6 +17,7 @@ from finetune.evaluate import (
     evaluate,
     score,
 )
+from finetune.sources import follow_up_openers
 from finetune.train import train
 from finetune.train_config import TrainConfig
 from finetune.vllm_client import VLLMClient
@@ -175,6 +177,72 @@ def test_evaluate_reuses_an_earlier_evaluations_base_answers(
     assert result["attack_success"] == {"base": 1.0, "adapter": 0.0, "n": 2}
     saved = json.loads((tmp_path / "again/eval.json").read_text())
     assert saved["config"]["base_answers"] == str(first.out)
+
+
+def _chats(fake: FakeVLLM) -> list[tuple[str, int, list[dict[str, str]]]]:
+    """(model, max_tokens, messages) of every chat request ``fake`` received."""
+    out = []
+    for path, body in fake.requests:
+        if path == "/v1/chat/completions":
+            messages = body["messages"]
+            assert isinstance(messages, list)
+            out.append((str(body["model"]), int(str(body["max_tokens"])), messages))
+    return out
+
+
+def test_follow_ups_are_asked_after_their_opener_and_the_base_models_answer(
+    tmp_path: Path, tiny_adapter: Path
+) -> None:
+    openers = follow_up_openers()
+
+    def answer(model: str, prompt: str) -> str:
+        return f"{'base' if model == BASE else 'adapter'} on: {prompt}"
+
+    fake = FakeVLLM(answer)
+    cfg = _config(tmp_path, tiny_adapter, max_per_family=1, max_tokens=OPENER_MAX_TOKENS // 2)
+    result = evaluate(cfg, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
+    chats = _chats(fake)
+    opener_calls = [(m, msgs) for m, tokens, msgs in chats if tokens == OPENER_MAX_TOKENS]
+    assert {m for m, _ in opener_calls} == {BASE}  # the answer referred to is the base model's
+    assert sorted(msgs[0]["content"] for _, msgs in opener_calls) == sorted(set(openers.values()))
+    follow_up, opener = next(iter(openers.items()))
+    asked = [(m, msgs) for m, _, msgs in chats if msgs[-1]["content"] == follow_up]
+    served = f"{result['adapter']['name']}-eval-{result['adapter']['sha256'][:8]}"
+    assert sorted(m for m, _ in asked) == sorted([BASE, served])
+    for _, msgs in asked:  # both models, the same conversation
+        assert msgs == [
+            {"role": "user", "content": opener},
+            {"role": "assistant", "content": f"base on: {opener}"},
+            {"role": "user", "content": follow_up},
+        ]
+    git = [msgs for _, _, msgs in chats if "git ignore" in msgs[-1]["content"]]
+    assert git and all(len(msgs) == 1 for msgs in git)  # everything else is asked alone
+    answers = tmp_path / "eval/answers.jsonl"
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    row = next(r for r in rows if r["prompt"] == follow_up)
+    assert row["family"] == "detector-benign:follow-up"
+    assert row["context"][0] == {"role": "user", "content": opener}
+    assert result["benign_refusal_by_source"]["detector-benign:follow-up"]["n"] == len(openers)
+
+    # reused: the same conversations, nothing asked of the base model (openers included)
+    fake = FakeVLLM(answer)
+    again = cfg.model_copy(update={"out": tmp_path / "again", "base_answers": cfg.out})
+    evaluate(again, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
+    chats = _chats(fake)
+    assert BASE not in {m for m, _, _ in chats}
+    assert [msgs[:2] for _, _, msgs in chats if msgs[-1]["content"] == follow_up] == [
+        [
+            {"role": "user", "content": opener},
+            {"role": "assistant", "content": f"base on: {opener}"},
+        ]
+    ]
+    # an evaluation that asked its follow-ups alone (before the openers) cannot be reused
+    for r in rows:
+        r.pop("context")
+    answers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    third = again.model_copy(update={"out": tmp_path / "third"})
+    with pytest.raises(EvalError, match="after nothing"):
+        evaluate(third, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
 
 
 @pytest.mark.parametrize(

@@ -5,16 +5,21 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from finetune.records import Prompt
 from finetune.sources import (
     benign_twins,
     corpus_benign,
     detector_benign,
     event_attacks,
+    follow_up_openers,
     near_miss,
     seed_attacks,
     unique,
 )
+from gateway.detection.datasets import curated_benign
 from gateway.events import Event, StoredFinding, StoredMessage, open_db
 
 
@@ -101,6 +106,26 @@ def test_training_prompts_never_contain_the_eval_only_prompts() -> None:
     trained = {norm(p.text) for p in near_miss() + seed_attacks() + benign_twins()}
     assert eval_only and trained
     assert not trained & eval_only
+
+
+def test_every_curated_follow_up_has_the_question_it_follows() -> None:
+    """``finetune eval`` asks each follow-up of the detector's curated traffic after its opener:
+    a follow-up added to benign.yaml without one, or an opener whose follow-up was reworded,
+    fails here rather than being asked alone."""
+    follow_ups = {r.text for r in curated_benign() if r.family == "benign_follow_ups"}
+    openers = follow_up_openers()
+    assert len(follow_ups) >= 40
+    assert set(openers) == follow_ups
+    assert not follow_ups & set(openers.values())  # an opener is a question, not a follow-up
+
+
+def test_follow_up_openers_file_is_strict(tmp_path: Path) -> None:
+    path = tmp_path / "openers.yaml"
+    path.write_text('openers: {"Shorter, please.": "What is rain?"}\nopener: {}\n')
+    with pytest.raises(ValidationError, match="opener"):
+        follow_up_openers(path)
+    path.write_text('openers: {"Shorter, please.": "  What is rain?  "}\n')
+    assert follow_up_openers(path) == {"Shorter, please.": "What is rain?"}
 
 
 def write_corpus(path: Path) -> None:
