@@ -106,7 +106,7 @@ typecheck: $(VENV)/.ok
 finetune-demo: $(VENV)/.ok
 	$(VENV)/bin/finetune dataset build --answer-max-tokens 96 --no-preferences
 	$(VENV)/bin/finetune train --config finetune/configs/smollm2-cpu-probe-gate.yaml
-	@# exit 1 is the gate's verdict, not a failure of the demo; any other code is
+	@# exit 1 is the gate's verdict, not a failure of the demo; any other non-zero exit fails make
 	$(VENV)/bin/finetune eval --max-per-family 21 --max-benign 50 --max-tokens 48; rc=$$?; \
 	if [ $$rc -eq 1 ]; then echo "==> demo done: the adapter did not pass the gate (report above), so it is not promoted"; \
 	elif [ $$rc -ne 0 ]; then exit $$rc; else echo "==> demo done: the adapter passed the gate (finetune promote next)"; fi
