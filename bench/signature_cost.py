@@ -16,8 +16,9 @@ import yaml
 
 from gateway.detection.paths import SIGNATURES
 from gateway.detection.signatures import RuleFile
+from gateway.detection.views import MAX_DECODE_CHARS
 
-LENGTH = 20_000
+LENGTH = MAX_DECODE_CHARS  # what a view is cut to
 WORDS_PER_RULE = 8
 ROUNDS = 3
 
