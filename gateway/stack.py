@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -151,9 +152,14 @@ class VLLMServer:
         )
         log.close()
 
-    def wait_ready(self, timeout_s: float = 300.0) -> None:
+    def wait_ready(self, timeout_s: float = 300.0, *, stop: threading.Event | None = None) -> None:
+        """Poll ``/v1/models`` until vLLM answers. ``stop`` set (by a signal handler) ends the
+        wait with KeyboardInterrupt: the handler's own KeyboardInterrupt can be lost when it
+        lands inside an import's callback ("Exception ignored in ..."), the flag cannot."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             if self.process is not None and self.process.poll() is not None:
                 raise StackError(
                     f"vLLM exited with {self.process.returncode}; see {self.log_path}:\n"

@@ -47,7 +47,7 @@ def run_stack(
     with console.status(f"[2/4] starting vLLM on CPU at {server.url} (log: {server.log_path})"):
         server.start()
         try:
-            server.wait_ready()
+            server.wait_ready(stop=STOP_REQUESTED)
         except (StackError, KeyboardInterrupt):
             server.stop()
             raise
@@ -72,12 +72,24 @@ def run_stack(
         console.print("stopped.")
 
 
+STOP_REQUESTED = threading.Event()
+"""Set by SIGINT / SIGTERM: the wait for vLLM checks it, in case the KeyboardInterrupt the
+handler raises is swallowed (it can land inside an import's callback, where Python prints
+"Exception ignored" and carries on)."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    STOP_REQUESTED.set()
+    raise KeyboardInterrupt
+
+
 def stop_on_sigterm() -> None:
     """SIGTERM (``kill``, ``timeout``, a container stop) takes the Ctrl-C path: vLLM is stopped
     however far the start got. (While serving, uvicorn catches both signals itself, shuts the
     gateway down and raises them again, which ends here too.)"""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
 
 
 def ensure_dev_key(settings: Settings) -> str | None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import psutil
 import pytest
 
 from gateway.stack import VLLMServer, cpu_dtype, stop_process_group
+from gateway.up import STOP_REQUESTED, _interrupt
 
 
 def _group(script: str) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
@@ -148,3 +150,26 @@ def test_sigterm_while_gateway_up_waits_for_vllm_stops_vllm_and_exits_cleanly(
         assert ended(child, timeout_s=0.5)  # stopped before `gateway up` exited
     finally:
         up.kill()
+
+
+def test_a_stop_request_ends_the_wait_for_vllm_even_if_its_interrupt_was_lost(
+    tmp_path: Path,
+) -> None:
+    """The SIGTERM handler's KeyboardInterrupt can land inside an import's callback, where
+    Python swallows it; the wait then ends on the flag the handler also sets (seen once: `gateway
+    up` kept polling a vLLM that never came after SIGTERM)."""
+    server = VLLMServer(tmp_path, "m", port=1, dtype="float32")  # nothing answers on port 1
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(KeyboardInterrupt):
+        server.wait_ready(timeout_s=30, stop=stop)  # without the flag: 30 s, then StackError
+
+
+def test_the_signal_handler_sets_the_stop_flag_before_it_interrupts() -> None:
+    STOP_REQUESTED.clear()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _interrupt(signal.SIGTERM, None)
+        assert STOP_REQUESTED.is_set()
+    finally:
+        STOP_REQUESTED.clear()
