@@ -89,7 +89,8 @@ def stop_on_sigterm() -> None:
     gateway down and raises them again, which ends here too.)"""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, _interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _interrupt)  # not where it is ignored (`cmd &` in sh)
 
 
 def ensure_dev_key(settings: Settings) -> str | None:
