@@ -12,10 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from gateway.detection.paths import SIGNATURES
-from gateway.detection.signatures import RuleFile
+from gateway.detection.signatures import load_signatures
 from gateway.detection.views import MAX_DECODE_CHARS
 
 LENGTH = MAX_DECODE_CHARS  # what a view is cut to
@@ -48,10 +46,8 @@ def _best_ms(rx: re.Pattern[str], text: str) -> float:
 
 def run(path: Path = SIGNATURES) -> list[RuleCost]:
     """Every rule at its worst hostile text, slowest first."""
-    spec = RuleFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     out = []
-    for rule in spec.rules:
-        rx = re.compile(rule.regex, re.DOTALL)  # as Signatures compiles it
+    for rule, rx in load_signatures(path).compiled:
         costs = [(_best_ms(rx, t), t.split(" ", 1)[0]) for t in hostile_texts(rule.regex)]
         ms, word = max(costs, default=(0.0, ""))
         out.append(RuleCost(rule.id, word, ms))

@@ -51,12 +51,14 @@ class Match:
 class Signatures:
     def __init__(self, spec: RuleFile) -> None:
         self.spec = spec
-        self._compiled = [(r, re.compile(r.regex, re.DOTALL)) for r in spec.rules]
+        self.compiled = [(r, re.compile(r.regex, re.DOTALL)) for r in spec.rules]
+        """Each rule with its pattern, as :meth:`match` searches it (``bench.signature_cost``
+        times these)."""
 
     def match(self, analysed: Analysed) -> list[Match]:
         found: dict[str, Match] = {}
         for view in analysed.views:
-            for rule, rx in self._compiled:
+            for rule, rx in self.compiled:
                 if rule.id in found:
                     continue
                 m = rx.search(view.text)
