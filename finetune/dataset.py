@@ -10,7 +10,9 @@ detector corpora → mutations → near-duplicate removal → answers → a fami
   hash of their unmutated text (``benign_eval_fraction``), so a prompt's mutations stay in one
   split; benign twins of the seed attacks (``twins``) are split by the family they mirror, like
   the attacks, so the twins of held-out families are benign eval prompts; benign prompts from
-  the detector corpus (``corpus_benign``) are trained on only;
+  the detector corpus (``corpus_benign``) are trained on only, and so is the train split of the
+  detector's curated benign traffic (``curated_benign``, the detector's own split: ``finetune
+  eval`` asks its test split, so one set of curated rows stays unseen everywhere);
 * with ``preferences`` (default) the training attacks get the base model's answer too, and the
   train split is also written as DPO preference pairs (:mod:`finetune.preferences`).
 
@@ -42,6 +44,7 @@ from finetune.voice import DEFAULT_VOICE, load_voice
 
 Split = Literal["train", "eval"]
 DEFAULT_HOLDOUT = ("privilege_escalation", "refusal_suppression")
+CURATED = "detector-benign"
 
 
 class BuildConfig(BaseModel):
@@ -68,6 +71,12 @@ class BuildConfig(BaseModel):
     )
     corpus: Path | None = Field(
         default=None, description="the detector corpus file (default: the fetched one)"
+    )
+    curated_benign: bool = Field(
+        default=True,
+        description="train on the train split of the detector's curated benign traffic (small "
+        "talk, instructions about language and format, support requests ...; unmutated, "
+        "follow-ups excepted); `finetune eval` asks its test split",
     )
     holdout: list[str] = list(DEFAULT_HOLDOUT)
     attack_mutations: list[str] = sorted(MUTATIONS)
@@ -103,14 +112,24 @@ def gather(cfg: BuildConfig) -> tuple[list[Prompt], list[Prompt]]:
         benign = list(unique(benign + sources.benign_twins(cfg.twins)))
     if cfg.corpus_benign:
         benign = list(unique(benign + sources.corpus_benign(cfg.corpus_benign, cfg.corpus)))
+    if cfg.curated_benign:
+        benign = list(unique(benign + curated_train()))
     return list(unique(attacks)), benign
+
+
+def curated_train() -> list[Prompt]:
+    """The train split of the detector's curated benign rows, without the follow-ups about a
+    previous answer ("Make it shorter, please."): asked alone, the base model's answer to one
+    is made up or says there was no answer, and neither is worth learning."""
+    follow_ups = sources.follow_up_openers()
+    return [p for p in sources.detector_benign("train") if p.text not in follow_ups]
 
 
 def split_of(prompt: Prompt, cfg: BuildConfig) -> Split:
     if prompt.kind == "attack" or prompt.source == "twin":
         return "eval" if prompt.family in cfg.holdout else "train"
-    if prompt.source.startswith("corpus:"):
-        return "train"  # the eval's benign set stays the near-miss prompts + curated traffic
+    if prompt.source.startswith("corpus:") or prompt.source == CURATED:
+        return "train"  # curated: only its train split is gathered; `finetune eval` asks the rest
     buckets = 1000
     held_out = stable_pick(prompt.text, buckets) < cfg.benign_eval_fraction * buckets
     return "eval" if held_out else "train"
@@ -128,7 +147,9 @@ def build(cfg: BuildConfig, client: VLLMClient | None = None) -> dict[str, objec
     if set(families) <= set(cfg.holdout):
         raise ValueError("every attack family is held out: nothing left to train on")
     voice = load_voice(cfg.voice)
-    prompts = mutate(attacks, cfg.attack_mutations) + mutate(benign, cfg.benign_mutations)
+    curated = [p for p in benign if p.source == CURATED]  # real traffic's form: not wrapped
+    wrapped = mutate([p for p in benign if p.source != CURATED], cfg.benign_mutations)
+    prompts = mutate(attacks, cfg.attack_mutations) + wrapped + curated
     splits = {p.origin or p.text: split_of(p, cfg) for p in attacks + benign}
     kept, near_dups = near_unique(prompts, threshold=cfg.dedup_threshold)
 

@@ -22,7 +22,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,8 +70,11 @@ class EvalConfig(BaseModel):
     max_per_family: int | None = Field(default=None, ge=1, description="cap attacks per family")
     max_benign: int | None = Field(default=None, ge=1)
     max_tokens: int = Field(default=96, ge=8)
-    detector_benign: bool = Field(
-        default=True, description="add the detector's curated benign traffic (never trained on)"
+    detector_benign: Literal["test", "all", "none"] = Field(
+        default="test",
+        description="add the detector's curated benign traffic: its test split (never trained "
+        "on, here or by the detector), all of it (the train split too, which `finetune dataset "
+        "build` trains on by default) or none",
     )
     thresholds: Thresholds = Thresholds()
     base_answers: Path | None = Field(
@@ -120,9 +123,9 @@ def cases(cfg: EvalConfig) -> list[Case]:
             attacks[meta["family"]].append(Case(prompt, "attack", meta["family"], meta["mutation"]))
         else:
             benign.append(Case(prompt, "benign", meta.get("source", "dataset"), meta["mutation"]))
-    if cfg.detector_benign:
+    if cfg.detector_benign != "none":
         openers = follow_up_openers()
-        for p in detector_benign():
+        for p in detector_benign(None if cfg.detector_benign == "all" else "test"):
             opener = openers.get(p.text)
             source = p.source if opener is None else f"{p.source}:follow-up"
             benign.append(Case(p.text, "benign", source, "none", opener=opener))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,12 @@ from finetune.dataset import DEFAULT_HOLDOUT
 dataset_app = typer.Typer(help="Training data from blocked traffic.", no_args_is_help=True)
 WORK = Path(".gateway/finetune")
 VLLM = Annotated[str, typer.Option(help="vLLM's OpenAI-compatible URL")]
+
+
+class DetectorBenign(StrEnum):
+    test = "test"
+    all = "all"
+    none = "none"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -47,6 +54,13 @@ def dataset_build(
     corpus: Annotated[
         Path | None, typer.Option(help="detector corpus JSONL (default: the fetched one)")
     ] = None,
+    curated_benign: Annotated[
+        bool,
+        typer.Option(
+            help="train on the train split of the detector's curated benign traffic "
+            "(`finetune eval` asks its test split)"
+        ),
+    ] = True,
     holdout: Annotated[
         list[str] | None, typer.Option(help="held-out attack family (repeat)")
     ] = None,
@@ -90,6 +104,7 @@ def dataset_build(
         "corpus_per_family": corpus_per_family,
         "corpus_benign": corpus_benign,
         "corpus": corpus,
+        "curated_benign": curated_benign,
         "holdout": holdout or list(DEFAULT_HOLDOUT),
         "max_benign": max_benign,
         "answer_max_tokens": answer_max_tokens,
@@ -188,8 +203,12 @@ def eval_command(
     max_per_family: Annotated[int | None, typer.Option(help="cap attacks per family")] = None,
     max_benign: Annotated[int | None, typer.Option(help="cap benign prompts")] = None,
     detector_benign: Annotated[
-        bool, typer.Option(help="add the detector's curated benign prompts to the benign set")
-    ] = True,
+        DetectorBenign,
+        typer.Option(
+            help="the detector's curated benign prompts to add to the benign set: its test "
+            "split (never trained on), all (the build trains on the rest) or none"
+        ),
+    ] = DetectorBenign.test,
     max_tokens: Annotated[int, typer.Option(help="answer length cap")] = 96,
     min_asr_reduction: Annotated[float, typer.Option(help="gate")] = 0.8,
     max_benign_refusal_increase: Annotated[float, typer.Option(help="gate")] = 0.02,
@@ -220,7 +239,7 @@ def eval_command(
                 "base_model": base_model,
                 "max_per_family": max_per_family,
                 "max_benign": max_benign,
-                "detector_benign": detector_benign,
+                "detector_benign": detector_benign.value,
                 "max_tokens": max_tokens,
                 "base_answers": base_answers,
                 "thresholds": {

@@ -18,7 +18,7 @@ class Prompt:
     """The attack family (split key); ``benign`` for benign prompts, except benign twins, which
     carry the family whose seeds they mirror."""
     source: str
-    """``seed``, ``events``, ``corpus:<name>``, ``near-miss`` or ``twin``."""
+    """``seed``, ``events``, ``corpus:<name>``, ``near-miss``, ``twin`` or ``detector-benign``."""
     mutation: str = "none"
     origin: str = ""
     """The unmutated text this one was made from (empty for originals)."""

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +27,8 @@ SEED_ATTACKS = DATA_DIR / "seed_attacks.yaml"
 NEAR_MISS = DATA_DIR / "benign_near_miss.yaml"
 BENIGN_TWINS = DATA_DIR / "benign_twins.yaml"
 FOLLOW_UP_OPENERS = DATA_DIR / "follow_up_openers.yaml"
+
+DetectorSplit = Literal["train", "test"]
 
 
 class SeedFile(BaseModel):
@@ -68,13 +71,19 @@ def benign_twins(path: Path = BENIGN_TWINS) -> list[Prompt]:
     ]
 
 
-def detector_benign() -> list[Prompt]:
+def detector_benign(split: DetectorSplit | None = None) -> list[Prompt]:
     """The detector's curated benign traffic (``gateway/detection/data/benign.yaml``, written
-    for this project): ``finetune eval`` adds it to the benign set; the build never trains on it,
-    so it stays unseen."""
+    for this project), all of it or one split of it: the detector's own split of its rows (a hash
+    of the text, 20% ``test``), so one set of curated rows is held out of every training in the
+    project. ``finetune dataset build`` trains on the ``train`` rows (``curated_benign``) and
+    ``finetune eval`` asks the ``test`` rows by default."""
     from gateway.detection.datasets import curated_benign
 
-    return [Prompt(r.text, "benign", "benign", "detector-benign") for r in curated_benign()]
+    return [
+        Prompt(r.text, "benign", "benign", "detector-benign")
+        for r in curated_benign()
+        if split is None or r.split == split
+    ]
 
 
 def follow_up_openers(path: Path = FOLLOW_UP_OPENERS) -> dict[str, str]:

@@ -9,7 +9,9 @@ import pytest
 
 from finetune.dataset import BuildConfig, build
 from finetune.refusal import is_refusal
+from finetune.sources import follow_up_openers
 from finetune.vllm_client import VLLMClient
+from gateway.detection.datasets import curated_benign
 from tests.conftest import BASE
 from tests.finetune.conftest import FakeVLLM
 from tests.finetune.test_sources import write_corpus
@@ -50,6 +52,7 @@ def _cfg(tmp_path: Path, **kw: object) -> BuildConfig:
             "holdout": ["gamma"],
             "twins": None,
             "preferences": False,
+            "curated_benign": False,
             **kw,
         }
     )
@@ -154,6 +157,36 @@ def test_corpus_benign_prompts_are_trained_on_and_leave_the_eval_set_alone(
     assert set(mutations) == {"none", "padding", "instruction_in_data", "roleplay"}
     assert all(r["messages"][1]["content"].startswith("A helpful answer") for r in corpus_rows)  # type: ignore[index]
     assert set(stats["source"]["eval"]) == {"near-miss", "seed"}  # type: ignore[index]
+    assert (tmp_path / "out/eval.jsonl").read_text() == (
+        tmp_path / "plain/out/eval.jsonl"
+    ).read_text()
+
+
+def test_the_curated_train_split_is_trained_on_plain_and_the_test_split_never(
+    tmp_path: Path,
+) -> None:
+    """``curated_benign`` adds the detector's curated rows of its *train* split, unwrapped, with
+    the base model's answers, to train.jsonl; its test split (what ``finetune eval`` asks) and
+    the follow-ups (which need the answer they follow) are nowhere in the dataset."""
+    client = VLLMClient("http://vllm.test", transport=httpx.MockTransport(FakeVLLM(_answer)))
+    (tmp_path / "plain").mkdir()
+    build(_cfg(tmp_path / "plain"), client)
+    stats = build(_cfg(tmp_path, curated_benign=True), client)
+    train = _read(tmp_path / "out/train.jsonl")
+    rows = [r for r in train if r["meta"]["source"] == "detector-benign"]  # type: ignore[index]
+    texts = {r["messages"][0]["content"] for r in rows}  # type: ignore[index]
+    curated = list(curated_benign())
+    follow_ups = set(follow_up_openers())
+    wanted = {r.text for r in curated if r.split == "train" and r.text not in follow_ups}
+    assert len(wanted) > 100
+    assert texts <= wanted and len(texts) >= 0.9 * len(wanted)  # near-duplicates aside
+    assert {r["meta"]["mutation"] for r in rows} == {"none"}  # type: ignore[index]
+    assert all(r["messages"][1]["content"].startswith("A helpful answer") for r in rows)  # type: ignore[index]
+    evals = _read(tmp_path / "out/eval.jsonl")
+    prompts = {r["messages"][0]["content"] for r in train + evals}  # type: ignore[index]
+    unseen = {r.text for r in curated if r.split == "test"} | follow_ups
+    assert unseen and not prompts & unseen
+    assert "detector-benign" not in stats["source"]["eval"]  # type: ignore[index]
     assert (tmp_path / "out/eval.jsonl").read_text() == (
         tmp_path / "plain/out/eval.jsonl"
     ).read_text()

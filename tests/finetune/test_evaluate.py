@@ -21,6 +21,7 @@ from finetune.sources import follow_up_openers
 from finetune.train import train
 from finetune.train_config import TrainConfig
 from finetune.vllm_client import VLLMClient
+from gateway.detection.datasets import curated_benign
 from tests.conftest import BASE
 from tests.finetune.conftest import FakeVLLM, chat_rows, write_jsonl
 
@@ -109,7 +110,7 @@ def test_evaluate_loads_the_adapter_compares_and_gates(tmp_path: Path, tiny_adap
         return "Paris." if "France" in prompt else REFUSE
 
     fake = FakeVLLM(answer)
-    cfg = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign=False)
+    cfg = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign="none")
     result = evaluate(cfg, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
     assert result["attack_success"] == {"base": 1.0, "adapter": 0.0, "n": 2}
     assert result["gate"]["passed"] is True
@@ -159,7 +160,7 @@ def test_evaluate_reuses_an_earlier_evaluations_base_answers(
     def answer(model: str, prompt: str) -> str:
         return "Sure, here you go." if model == BASE else REFUSE
 
-    first = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign=False)
+    first = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign="none")
     evaluate(first, VLLMClient("http://vllm.test", transport=httpx.MockTransport(FakeVLLM(answer))))
 
     def other_base(model: str, prompt: str) -> str:
@@ -190,6 +191,28 @@ def _chats(fake: FakeVLLM) -> list[tuple[str, int, list[dict[str, str]]]]:
     return out
 
 
+@pytest.mark.parametrize("which", ["test", "all", "none"])
+def test_the_curated_traffic_asked_is_the_detectors_test_split_by_default(
+    tmp_path: Path, tiny_adapter: Path, which: str
+) -> None:
+    """By default only the curated rows of the detector's test split are asked (the build
+    trains on the others); ``all`` asks every row, ``none`` none; follow-ups keep their opener."""
+    curated = list(curated_benign())
+    wanted = {
+        "test": [r.text for r in curated if r.split == "test"],
+        "all": [r.text for r in curated],
+        "none": [],
+    }[which]
+    todo = cases(_config(tmp_path, tiny_adapter, detector_benign=which))
+    asked = [c for c in todo if c.family.startswith("detector-benign")]
+    assert [c.prompt for c in asked] == wanted
+    openers = follow_up_openers()
+    assert all(c.opener == openers.get(c.prompt) for c in asked)
+    if which == "test":
+        assert 40 <= len(asked) < len(curated) // 3
+        assert any(c.opener for c in asked) and any(c.opener is None for c in asked)
+
+
 def test_follow_ups_are_asked_after_their_opener_and_the_base_models_answer(
     tmp_path: Path, tiny_adapter: Path
 ) -> None:
@@ -199,7 +222,13 @@ def test_follow_ups_are_asked_after_their_opener_and_the_base_models_answer(
         return f"{'base' if model == BASE else 'adapter'} on: {prompt}"
 
     fake = FakeVLLM(answer)
-    cfg = _config(tmp_path, tiny_adapter, max_per_family=1, max_tokens=OPENER_MAX_TOKENS // 2)
+    cfg = _config(
+        tmp_path,
+        tiny_adapter,
+        max_per_family=1,
+        max_tokens=OPENER_MAX_TOKENS // 2,
+        detector_benign="all",
+    )
     result = evaluate(cfg, VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake)))
     chats = _chats(fake)
     opener_calls = [(m, msgs) for m, tokens, msgs in chats if tokens == OPENER_MAX_TOKENS]
@@ -258,7 +287,7 @@ def test_earlier_base_answers_must_match_the_evaluation(
 ) -> None:
     fake = FakeVLLM(lambda model, prompt: "Sure.")
     client = VLLMClient("http://vllm.test", transport=httpx.MockTransport(fake))
-    first = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign=False)
+    first = _config(tmp_path, tiny_adapter, max_per_family=1, detector_benign="none")
     evaluate(first, client)
     asked_before = len(fake.requests)
     again = first.model_copy(
@@ -276,7 +305,7 @@ def test_base_answers_from_a_folder_that_is_no_evaluation(
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk/eval.json").write_text('{"gate": {}}')  # no config
     (tmp_path / "junk/answers.jsonl").write_text("")
-    cfg = _config(tmp_path, tiny_adapter, detector_benign=False).model_copy(
+    cfg = _config(tmp_path, tiny_adapter, detector_benign="none").model_copy(
         update={"base_answers": tmp_path / "junk"}
     )
     fake = FakeVLLM(lambda model, prompt: "Sure.")

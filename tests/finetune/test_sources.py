@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from finetune.dataset import curated_train
 from finetune.records import Prompt
 from finetune.sources import (
     benign_twins,
@@ -91,8 +92,9 @@ def test_unique_keeps_first() -> None:
 
 
 def test_training_prompts_never_contain_the_eval_only_prompts() -> None:
-    """``finetune eval`` measures utility questions and the detector's curated benign traffic as
-    unseen: the build's own prompt files must not contain them (case and spacing aside)."""
+    """``finetune eval`` measures utility questions and the test split of the detector's curated
+    benign traffic as unseen: the build's own prompt files and the curated rows it trains on
+    must not contain them (case and spacing aside)."""
     import yaml
 
     from finetune.evaluate import UTILITY
@@ -102,10 +104,20 @@ def test_training_prompts_never_contain_the_eval_only_prompts() -> None:
 
     utility = yaml.safe_load(UTILITY.read_text(encoding="utf-8"))["questions"]
     eval_only = {norm(q["question"]) for q in utility}
-    eval_only |= {norm(p.text) for p in detector_benign()}
+    eval_only |= {norm(p.text) for p in detector_benign("test")}
     trained = {norm(p.text) for p in near_miss() + seed_attacks() + benign_twins()}
+    trained |= {norm(p.text) for p in curated_train()}
     assert eval_only and trained
     assert not trained & eval_only
+
+
+def test_detector_benign_splits_the_curated_rows_as_the_detector_does() -> None:
+    every = detector_benign()
+    train, test = detector_benign("train"), detector_benign("test")
+    assert sorted(p.text for p in train + test) == sorted(p.text for p in every)
+    assert {p.text for p in test} == {r.text for r in curated_benign() if r.split == "test"}
+    assert 0.1 < len(test) / len(every) < 0.3
+    assert {p.source for p in every} == {"detector-benign"}
 
 
 def test_every_curated_follow_up_has_the_question_it_follows() -> None:

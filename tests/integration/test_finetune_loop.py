@@ -47,6 +47,7 @@ def _build(url: str, tmp_path: Path, client: VLLMClient, mutations: list[str]) -
         seeds=tmp_path / "seeds.yaml",
         near_miss=tmp_path / "near.yaml",
         holdout=["extraction"],
+        curated_benign=False,
         attack_mutations=mutations,
         benign_mutations=[],
         benign_eval_fraction=0.0,
@@ -88,7 +89,7 @@ def test_loop_on_real_vllm(vllm: VLLMServer, base_model_dir: Path, tmp_path: Pat
             base_model=BASE,
             utility=tmp_path / "utility.yaml",
             max_tokens=24,
-            detector_benign=False,
+            detector_benign="none",
             thresholds={  # type: ignore[arg-type]
                 "min_asr_reduction": 0.0,
                 "max_benign_refusal_increase": 1.0,
