@@ -35,6 +35,7 @@ from finetune.report import render_report
 from finetune.sources import DATA_DIR, detector_benign, follow_up_openers, stable_pick
 from finetune.vllm_client import Message, VLLMClient
 from gateway.adapters import read_manifest
+from gateway.detection.datasets import split_of
 
 UTILITY = DATA_DIR / "utility.yaml"
 EVAL_JSON = "eval.json"
@@ -128,6 +129,8 @@ def cases(cfg: EvalConfig) -> list[Case]:
         for p in detector_benign(None if cfg.detector_benign == "all" else "test"):
             opener = openers.get(p.text)
             source = p.source if opener is None else f"{p.source}:follow-up"
+            if cfg.detector_benign == "all" and split_of(p.text) == "train":
+                source += ":train-split"  # what the build trains on: reported apart
             benign.append(Case(p.text, "benign", source, "none", opener=opener))
     out = [c for family in sorted(attacks) for c in _sample(attacks[family], cfg.max_per_family)]
     out += _sample(benign, cfg.max_benign)

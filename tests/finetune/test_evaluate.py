@@ -208,6 +208,9 @@ def test_the_curated_traffic_asked_is_the_detectors_test_split_by_default(
     assert [c.prompt for c in asked] == wanted
     openers = follow_up_openers()
     assert all(c.opener == openers.get(c.prompt) for c in asked)
+    trained = {r.text for r in curated if r.split == "train"}
+    for c in asked:  # with every row asked, the ones the build trains on are reported apart
+        assert c.family.endswith(":train-split") == (which == "all" and c.prompt in trained)
     if which == "test":
         assert 40 <= len(asked) < len(curated) // 3
         assert any(c.opener for c in asked) and any(c.opener is None for c in asked)
@@ -249,9 +252,11 @@ def test_follow_ups_are_asked_after_their_opener_and_the_base_models_answer(
     answers = tmp_path / "eval/answers.jsonl"
     rows = [json.loads(line) for line in answers.read_text().splitlines()]
     row = next(r for r in rows if r["prompt"] == follow_up)
-    assert row["family"] == "detector-benign:follow-up"
+    assert row["family"].startswith("detector-benign:follow-up")
     assert row["context"][0] == {"role": "user", "content": opener}
-    assert result["benign_refusal_by_source"]["detector-benign:follow-up"]["n"] == len(openers)
+    by_source = result["benign_refusal_by_source"]
+    follow_up_sources = [s for s in by_source if s.startswith("detector-benign:follow-up")]
+    assert sum(by_source[s]["n"] for s in follow_up_sources) == len(openers)
 
     # reused: the same conversations, nothing asked of the base model (openers included)
     fake = FakeVLLM(answer)
