@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 def _table(title: str, counts: object) -> list[str]:
@@ -26,7 +27,7 @@ def render_card(stats: Mapping[str, object]) -> str:
         "",
         "- **attacks** → a refusal in the deployment's voice "
         f"(`{cfg['voice']}`) that names what the assistant still helps with;",
-        f"- **benign near-misses{' and twins' if cfg.get('twins') else ''}** → the base model's "
+        f"- **benign {_benign_sources(cfg)}** → the base model's "
         f"own answer (`{cfg['model']}` at "
         f"`{cfg['vllm_url']}`, greedy, ≤ {cfg['answer_max_tokens']} tokens);",
         f"- **held-out families** (eval only): {', '.join(cfg['holdout'])};",
@@ -54,3 +55,12 @@ def render_card(stats: Mapping[str, object]) -> str:
     for title in ("Kind", "Source", "Family", "Mutation"):
         lines += _table(title, stats[title.lower()])
     return "\n".join(lines)
+
+
+def _benign_sources(cfg: Mapping[str, Any]) -> str:
+    names = ["near-misses"]
+    if cfg.get("twins"):
+        names.append("twins")
+    if cfg.get("curated_benign"):
+        names.append("curated traffic (the detector's train split, unwrapped, train only)")
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]

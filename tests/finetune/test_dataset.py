@@ -187,6 +187,8 @@ def test_the_curated_train_split_is_trained_on_plain_and_the_test_split_never(
     unseen = {r.text for r in curated if r.split == "test"} | follow_ups
     assert unseen and not prompts & unseen
     assert "detector-benign" not in stats["source"]["eval"]  # type: ignore[index]
+    assert "curated traffic (the detector's train split" in (tmp_path / "out/card.md").read_text()
+    assert "curated traffic" not in (tmp_path / "plain/out/card.md").read_text()
     assert (tmp_path / "out/eval.jsonl").read_text() == (
         tmp_path / "plain/out/eval.jsonl"
     ).read_text()
