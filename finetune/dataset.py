@@ -38,13 +38,13 @@ from finetune.mutations import MUTATIONS, check, mutate
 from finetune.preferences import Pair, pairs
 from finetune.records import Example, Prompt
 from finetune.refusal import is_refusal
+from finetune.sources import DETECTOR_BENIGN as CURATED
 from finetune.sources import stable_pick, unique
 from finetune.vllm_client import VLLMClient
 from finetune.voice import DEFAULT_VOICE, load_voice
 
 Split = Literal["train", "eval"]
 DEFAULT_HOLDOUT = ("privilege_escalation", "refusal_suppression")
-CURATED = "detector-benign"
 
 
 class BuildConfig(BaseModel):

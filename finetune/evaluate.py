@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,6 +60,14 @@ class UtilityFile(BaseModel):
     questions: list[UtilityQuestion] = Field(min_length=1)
 
 
+class DetectorBenign(StrEnum):
+    """Which of the detector's curated benign rows ``finetune eval`` asks."""
+
+    test = "test"
+    all = "all"
+    none = "none"
+
+
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,8 +80,8 @@ class EvalConfig(BaseModel):
     max_per_family: int | None = Field(default=None, ge=1, description="cap attacks per family")
     max_benign: int | None = Field(default=None, ge=1)
     max_tokens: int = Field(default=96, ge=8)
-    detector_benign: Literal["test", "all", "none"] = Field(
-        default="test",
+    detector_benign: DetectorBenign = Field(
+        default=DetectorBenign.test,
         description="add the detector's curated benign traffic: its test split (never trained "
         "on, here or by the detector), all of it (the train split too, which `finetune dataset "
         "build` trains on by default) or none",
@@ -124,12 +133,12 @@ def cases(cfg: EvalConfig) -> list[Case]:
             attacks[meta["family"]].append(Case(prompt, "attack", meta["family"], meta["mutation"]))
         else:
             benign.append(Case(prompt, "benign", meta.get("source", "dataset"), meta["mutation"]))
-    if cfg.detector_benign != "none":
+    if cfg.detector_benign is not DetectorBenign.none:
         openers = follow_up_openers()
-        for p in detector_benign(None if cfg.detector_benign == "all" else "test"):
+        for p in detector_benign(None if cfg.detector_benign is DetectorBenign.all else "test"):
             opener = openers.get(p.text)
             source = p.source if opener is None else f"{p.source}:follow-up"
-            if cfg.detector_benign == "all" and split_of(p.text) == "train":
+            if cfg.detector_benign is DetectorBenign.all and split_of(p.text) == "train":
                 source += ":train-split"  # what the build trains on: reported apart
             benign.append(Case(p.text, "benign", source, "none", opener=opener))
     out = [c for family in sorted(attacks) for c in _sample(attacks[family], cfg.max_per_family)]

@@ -9,23 +9,17 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from finetune.dataset import DEFAULT_HOLDOUT
+from finetune.evaluate import DetectorBenign
 
 dataset_app = typer.Typer(help="Training data from blocked traffic.", no_args_is_help=True)
 WORK = Path(".gateway/finetune")
 VLLM = Annotated[str, typer.Option(help="vLLM's OpenAI-compatible URL")]
-
-
-class DetectorBenign(StrEnum):
-    test = "test"
-    all = "all"
-    none = "none"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -239,7 +233,7 @@ def eval_command(
                 "base_model": base_model,
                 "max_per_family": max_per_family,
                 "max_benign": max_benign,
-                "detector_benign": detector_benign.value,
+                "detector_benign": detector_benign,
                 "max_tokens": max_tokens,
                 "base_answers": base_answers,
                 "thresholds": {

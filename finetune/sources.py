@@ -29,6 +29,8 @@ BENIGN_TWINS = DATA_DIR / "benign_twins.yaml"
 FOLLOW_UP_OPENERS = DATA_DIR / "follow_up_openers.yaml"
 
 DetectorSplit = Literal["train", "test"]
+DETECTOR_BENIGN = "detector-benign"
+"""The source of the detector's curated benign prompts."""
 
 
 class SeedFile(BaseModel):
@@ -80,7 +82,7 @@ def detector_benign(split: DetectorSplit | None = None) -> list[Prompt]:
     from gateway.detection.datasets import curated_benign
 
     return [
-        Prompt(r.text, "benign", "benign", "detector-benign")
+        Prompt(r.text, "benign", "benign", DETECTOR_BENIGN)
         for r in curated_benign()
         if split is None or r.split == split
     ]
