@@ -204,9 +204,15 @@ class VLLMServer:
         self.stop()
 
 
-def load_adapters_now(upstream_url: str, adapters: dict[str, Path]) -> None:
-    """Load adapters into a running vLLM through its runtime API (idempotent)."""
+def load_adapters_now(
+    upstream_url: str, adapters: dict[str, Path], *, stop: threading.Event | None = None
+) -> None:
+    """Load adapters into a running vLLM through its runtime API (idempotent). ``stop`` set
+    (by a signal handler, :meth:`VLLMServer.wait_ready`) ends it with KeyboardInterrupt before
+    the next adapter."""
     for name, path in sorted(adapters.items()):
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
         r = httpx.post(
             f"{upstream_url}/v1/load_lora_adapter",
             json={"lora_name": name, "lora_path": str(path.resolve())},

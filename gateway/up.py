@@ -54,7 +54,11 @@ def run_stack(
     console.print(f"[green]✓[/] vLLM serving {settings.base_model} at {server.url}")
     try:
         with console.status(f"[3/4] loading {len(adapters)} LoRA adapter(s) at run time"):
-            load_adapters_now(server.url, {n: a.path for n, a in adapters.items()})
+            load_adapters_now(
+                server.url, {n: a.path for n, a in adapters.items()}, stop=STOP_REQUESTED
+            )
+        if STOP_REQUESTED.is_set():  # after the last adapter: not serving once asked to stop
+            raise KeyboardInterrupt
         console.print(f"[green]✓[/] adapters loaded: {', '.join(sorted(adapters)) or 'none'}")
         key = ensure_dev_key(settings)
         configure_logging(json=False)
@@ -73,9 +77,9 @@ def run_stack(
 
 
 STOP_REQUESTED = threading.Event()
-"""Set by SIGINT / SIGTERM: the wait for vLLM checks it, in case the KeyboardInterrupt the
-handler raises is swallowed (it can land inside an import's callback, where Python prints
-"Exception ignored" and carries on)."""
+"""Set by SIGINT / SIGTERM: the wait for vLLM and the adapter loading check it, in case the
+KeyboardInterrupt the handler raises is swallowed (it can land inside an import's callback,
+where Python prints "Exception ignored" and carries on)."""
 
 
 def _interrupt(signum: int, frame: object) -> None:

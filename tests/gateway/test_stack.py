@@ -11,10 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
-from gateway.stack import VLLMServer, cpu_dtype, stop_process_group
+from gateway.stack import VLLMServer, cpu_dtype, load_adapters_now, stop_process_group
 from gateway.up import STOP_REQUESTED, _interrupt
 
 
@@ -163,6 +164,17 @@ def test_a_stop_request_ends_the_wait_for_vllm_even_if_its_interrupt_was_lost(
     stop.set()
     with pytest.raises(KeyboardInterrupt):
         server.wait_ready(timeout_s=30, stop=stop)  # without the flag: 30 s, then StackError
+
+
+def test_a_stop_request_ends_the_adapter_loading_before_the_next_adapter(tmp_path: Path) -> None:
+    # the same lost interrupt while `gateway up` loads adapters: no further request is sent
+    # (nothing answers on port 1: a request would fail with StackError or ConnectError)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(KeyboardInterrupt):
+        load_adapters_now("http://127.0.0.1:1", {"a": tmp_path / "a"}, stop=stop)
+    with pytest.raises(httpx.ConnectError):  # without the flag: the request is sent
+        load_adapters_now("http://127.0.0.1:1", {"a": tmp_path / "a"})
 
 
 def test_the_signal_handler_sets_the_stop_flag_before_it_interrupts() -> None:
