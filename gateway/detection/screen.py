@@ -19,6 +19,11 @@ head reads the embeddings of each text's windows and decoded views, so it holds 
 windowing and one set of decoders too: the file records the SHA-256 of the train split's pieces
 (:func:`~gateway.detection.semantic.pieces_sha256`), which :func:`check_pieces` compares with
 what this code makes of the train split (seconds, so a test does it rather than every load).
+
+Since format 5 the head reads embeddings from MiniLM *tuned with it* (:mod:`.screen_encoder`:
+low-rank updates in ``screen_encoder.npz``, trained end to end with the head on the same
+texts); the file records that file's SHA-256 (none: plain MiniLM) and refuses to load beside
+another.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from gateway.detection.semantic import FloatArray, TextEmbedding, pieces_sha256
 from gateway.hashing import file_sha256
 
 RETRAIN = "python -m gateway.detection.train screen"
-FORMAT = 4
-FEATURES = 1 + 2 * 384
+FORMAT = 5
+EMBEDDING = 384
+"""MiniLM's dimensions."""
+FEATURES = 1 + 2 * EMBEDDING
 """The lexical score's logit, then :meth:`TextEmbedding.pooled` (MiniLM's 384 dimensions x 2)."""
 
 
@@ -70,9 +77,13 @@ class Screen(BaseModel):
     format: int = Field(
         default=FORMAT,
         description="2: the screen has its own head; 3: and rises with length; 4: and records "
-        "the pieces it was fitted on",
+        "the pieces it was fitted on; 5: and the tuned encoder its head reads",
     )
     lexical_sha256: str
+    encoder_sha256: str | None = Field(
+        description="SHA-256 of the encoder's low-rank updates (screen_encoder.npz) the head "
+        "was trained with; none: plain MiniLM"
+    )
     pieces_sha256: str = Field(
         description="SHA-256 of the train split's windows and decoded views when it was fitted"
     )
@@ -110,9 +121,10 @@ class Screen(BaseModel):
         path.write_text(self.model_dump_json(indent=1) + "\n", encoding="utf-8")
 
 
-def load_screen(path: Path, lexical_head: Path) -> Screen:
-    """The screen in ``path``; ValueError when it was calibrated for another lexical head or
-    is of another format."""
+def load_screen(path: Path, lexical_head: Path, encoder: Path | None = None) -> Screen:
+    """The screen in ``path``; ValueError when it was calibrated for another lexical head, for
+    another tuned encoder than ``encoder`` (its low-rank updates; read only when the screen
+    records one), or is of another format."""
     data = json.loads(path.read_bytes())
     if not isinstance(data, dict) or data.get("format", 1) != FORMAT:
         found = data.get("format", 1) if isinstance(data, dict) else "?"
@@ -123,6 +135,13 @@ def load_screen(path: Path, lexical_head: Path) -> Screen:
     if file_sha256(lexical_head) != screen.lexical_sha256:
         raise ValueError(
             f"{path} was calibrated for another lexical head than {lexical_head}: "
+            f"recalibrate with `{RETRAIN}`"
+        )
+    if screen.encoder_sha256 is not None and (
+        encoder is None or file_sha256(encoder) != screen.encoder_sha256
+    ):
+        raise ValueError(
+            f"{path} was trained with another tuned encoder than {encoder}: "
             f"recalibrate with `{RETRAIN}`"
         )
     return screen

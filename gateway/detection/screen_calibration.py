@@ -59,14 +59,20 @@ def fit_head(x: FloatArray, y: Sequence[int]) -> tuple[list[float], float]:
     return [float(c) for c in clf.coef_[0]], float(clf.intercept_[0])
 
 
-def out_of_fold(x: FloatArray, y: Sequence[int]) -> FloatArray:
-    """Each row's probability from the head fitted on the other folds (stratified, seeded)."""
+def folds(y: Sequence[int]) -> list[tuple[list[int], list[int]]]:
+    """(train, held) indices of :data:`FOLDS` stratified, seeded folds of labels ``y``."""
     from sklearn.model_selection import StratifiedKFold
 
     labels = np.asarray(y)
+    split = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(labels, labels)
+    return [(a.tolist(), b.tolist()) for a, b in split]
+
+
+def out_of_fold(x: FloatArray, y: Sequence[int]) -> FloatArray:
+    """Each row's probability from the head fitted on the other folds (:func:`folds`)."""
+    labels = np.asarray(y)
     out = np.zeros(len(labels), dtype=np.float64)
-    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
-    for train_idx, held_idx in folds.split(x, labels):
+    for train_idx, held_idx in folds(y):
         clf = _classifier()
         clf.fit(x[train_idx], labels[train_idx])
         out[held_idx] = clf.predict_proba(x[held_idx])[:, 1]
@@ -150,10 +156,16 @@ class Calibration:
     benign_rows: int
 
     def screen(
-        self, lexical_sha256: str, pieces_sha256: str, coef: list[float], intercept: float
+        self,
+        lexical_sha256: str,
+        pieces_sha256: str,
+        coef: list[float],
+        intercept: float,
+        encoder_sha256: str | None = None,
     ) -> Screen:
         return Screen(
             lexical_sha256=lexical_sha256,
+            encoder_sha256=encoder_sha256,
             pieces_sha256=pieces_sha256,
             screen=self.cut.screen,
             longer=list(self.cut.longer),

@@ -70,10 +70,12 @@ def whole_message(window_emb: FloatArray) -> FloatArray:
 
 
 class Embedder:
-    """sentence-transformers MiniLM on CPU, loaded once, one forward pass at a time."""
+    """sentence-transformers MiniLM on CPU, loaded once, one forward pass at a time; with
+    ``delta`` (:mod:`.screen_encoder`), its weights tuned by those low-rank updates."""
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path | None = None, delta: Path | None = None) -> None:
         self._dir = model_dir
+        self._delta = delta
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -87,7 +89,12 @@ class Embedder:
 
                 self._dir = Path(get_model_path())
             torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-            self._model = SentenceTransformer(str(self._dir), device="cpu", local_files_only=True)
+            model = SentenceTransformer(str(self._dir), device="cpu", local_files_only=True)
+            if self._delta is not None:
+                from gateway.detection.screen_encoder import load_delta
+
+                load_delta(self._delta).merge_into(model[0].auto_model)
+            self._model = model
         return self._model
 
     def encode(self, texts: list[str], batch_size: int = 32) -> FloatArray:
@@ -164,6 +171,12 @@ class SemanticResult:
 @cache
 def default_embedder() -> Embedder:
     return Embedder()
+
+
+@cache
+def tuned_embedder(delta: Path) -> Embedder:
+    """MiniLM with the low-rank updates in ``delta`` (:mod:`.screen_encoder`), one per file."""
+    return Embedder(delta=delta)
 
 
 def pieces(text: str) -> tuple[list[str], list[str]]:

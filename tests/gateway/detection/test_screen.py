@@ -1,6 +1,6 @@
 """The screen file: strict, of the current format, only valid beside the lexical head it was
-calibrated for and the pieces (windows, decoded views) it was fitted on; its head scores
-features as a logistic regression does."""
+calibrated for, the tuned encoder its head was trained with and the pieces (windows, decoded
+views) it was fitted on; its head scores features as a logistic regression does."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from gateway.detection import datasets
 from gateway.detection.decoders import DECODERS
-from gateway.detection.paths import LEXICAL, SCREEN
+from gateway.detection.paths import LEXICAL, SCREEN, SCREEN_ENCODER
 from gateway.detection.screen import (
     FEATURES,
     RETRAIN,
@@ -29,9 +29,15 @@ from gateway.detection.views import analyse
 from gateway.hashing import file_sha256
 
 
-def _screen(lexical: Path, coef: list[float] | None = None, intercept: float = 0.0) -> Screen:
+def _screen(
+    lexical: Path,
+    coef: list[float] | None = None,
+    intercept: float = 0.0,
+    encoder: Path | None = None,
+) -> Screen:
     return Screen(
         lexical_sha256=file_sha256(lexical),
+        encoder_sha256=None if encoder is None else file_sha256(encoder),
         pieces_sha256=pieces_sha256(["a text"]),
         screen=0.6,
         threshold=0.8,
@@ -60,30 +66,54 @@ def test_a_screen_for_another_lexical_head_is_refused_naming_the_command(tmp_pat
     assert RETRAIN in str(err.value)
 
 
+def test_a_screen_loads_only_beside_the_encoder_its_head_was_trained_with(
+    tmp_path: Path,
+) -> None:
+    lexical, encoder = tmp_path / "lexical.npz", tmp_path / "encoder.npz"
+    lexical.write_bytes(b"lexical head")
+    encoder.write_bytes(b"tuned encoder")
+    _screen(lexical, encoder=encoder).save(tmp_path / "screen.json")
+    assert load_screen(tmp_path / "screen.json", lexical, encoder).encoder_sha256
+    with pytest.raises(ValueError, match="another tuned encoder") as err:
+        load_screen(tmp_path / "screen.json", lexical)  # none given
+    assert RETRAIN in str(err.value)
+    encoder.write_bytes(b"retuned")
+    with pytest.raises(ValueError, match="another tuned encoder"):
+        load_screen(tmp_path / "screen.json", lexical, encoder)
+
+
+def test_a_screen_of_plain_minilm_needs_no_encoder(tmp_path: Path) -> None:
+    lexical = tmp_path / "lexical.npz"
+    lexical.write_bytes(b"lexical head")
+    _screen(lexical).save(tmp_path / "screen.json")
+    assert load_screen(tmp_path / "screen.json", lexical, tmp_path / "absent.npz").screen == 0.6
+
+
 def test_a_screen_of_the_first_format_is_refused_naming_the_command(tmp_path: Path) -> None:
     path = tmp_path / "screen.json"
     old = {"lexical_sha256": "0" * 64, "semantic_sha256": "1" * 64, "screen": 0.8}
     path.write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="format 1 screen, not 4") as err:
+    with pytest.raises(ValueError, match="format 1 screen, not 5") as err:
         load_screen(path, LEXICAL)
     assert RETRAIN in str(err.value)
 
 
 @pytest.mark.parametrize(
     ("old_format", "missing"),
-    [(2, "longer"), (3, "pieces_sha256")],
-    ids=["one-level-for-every-length", "pieces-not-recorded"],
+    [(2, "longer"), (3, "pieces_sha256"), (4, "encoder_sha256")],
+    ids=["one-level-for-every-length", "pieces-not-recorded", "encoder-not-recorded"],
 )
 def test_a_screen_of_an_earlier_format_is_refused(
     tmp_path: Path, old_format: int, missing: str
 ) -> None:
     # format 2 had no steps with length (loaded as it is, long documents would reach MiniLM);
-    # format 3 did not record the pieces it was fitted on (a stale screen would pass unnoticed)
+    # format 3 did not record the pieces it was fitted on (a stale screen would pass unnoticed);
+    # format 4's head read plain MiniLM
     path = tmp_path / "screen.json"
     data = json.loads(_screen(LEXICAL).model_dump_json())
     del data[missing]
     path.write_text(json.dumps(data | {"format": old_format}))
-    with pytest.raises(ValueError, match=f"format {old_format} screen, not 4"):
+    with pytest.raises(ValueError, match=f"format {old_format} screen, not 5"):
         load_screen(path, LEXICAL)
 
 
@@ -142,8 +172,9 @@ def test_the_probability_is_the_logistic_of_the_linear_score() -> None:
     assert screen.probability(x) == pytest.approx(1.0)
 
 
-def test_the_bundled_screen_matches_the_bundled_lexical_head() -> None:
-    screen = load_screen(SCREEN, LEXICAL)
+def test_the_bundled_screen_matches_the_bundled_lexical_head_and_encoder() -> None:
+    screen = load_screen(SCREEN, LEXICAL, SCREEN_ENCODER)
+    assert screen.encoder_sha256 is not None  # the bundled head reads the tuned encoder
     assert 0.5 <= screen.threshold <= 1.0
     assert 0.0 < screen.share <= 0.05
     assert screen.longer  # long texts have their own, higher screens
@@ -168,4 +199,6 @@ def test_a_screen_fitted_on_other_pieces_is_refused_naming_the_command(
 def test_the_bundled_screen_was_fitted_on_the_pieces_this_code_makes() -> None:
     # whoever changes a decoder or the windowing must refit the screen: this fails until then
     rows = datasets.load(datasets.ensure())
-    check_pieces(load_screen(SCREEN, LEXICAL), [r.text for r in rows if r.split == "train"])
+    check_pieces(
+        load_screen(SCREEN, LEXICAL, SCREEN_ENCODER), [r.text for r in rows if r.split == "train"]
+    )
