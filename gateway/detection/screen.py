@@ -48,10 +48,15 @@ FEATURES = 1 + 2 * EMBEDDING
 """The lexical score's logit, then :meth:`TextEmbedding.pooled` (MiniLM's 384 dimensions x 2)."""
 
 
+def lexical_logit(lexical_score: float) -> float:
+    """The first feature: the lexical score's logit (kept finite at 0 and 1)."""
+    p = min(max(lexical_score, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
 def features(lexical_score: float, embedded: TextEmbedding) -> FloatArray:
     """What the screen's head reads of a screened text."""
-    p = min(max(lexical_score, 1e-6), 1 - 1e-6)
-    logit = np.array([math.log(p / (1 - p))], dtype=np.float32)
+    logit = np.array([lexical_logit(lexical_score)], dtype=np.float32)
     out: FloatArray = np.concatenate([logit, embedded.pooled()])
     return out
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from gateway.detection.semantic import FloatArray, pieces
+from gateway.detection.screen import FEATURES, features, lexical_logit
+from gateway.detection.semantic import Embedder, FloatArray, embed_texts, pieces
 
 TARGETS = ("query", "key", "value", "dense")
 """MiniLM's linear layers (``dense``: the attention output and both feed-forward layers)."""
@@ -92,11 +93,6 @@ class Tuned:
     intercept: float
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
 def fit(
     texts: Sequence[str],
     lexical: Sequence[float],
@@ -125,7 +121,7 @@ def fit(
         bias="none",
     )
     model = get_peft_model(base, config)
-    head = torch.nn.Linear(1 + 2 * 384, 1)
+    head = torch.nn.Linear(FEATURES, 1)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
     lora = [p for p in model.parameters() if p.requires_grad]
@@ -141,7 +137,7 @@ def fit(
     pos_weight = torch.tensor([(len(y) - positives) / positives])
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     split = [pieces(t) for t in texts]
-    logits = torch.tensor([_logit(s) for s in lexical], dtype=torch.float32)
+    logits = torch.tensor([lexical_logit(s) for s in lexical], dtype=torch.float32)
     steps = settings.epochs * math.ceil(len(texts) / settings.batch)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1.0 - step / max(steps, 1))
@@ -219,9 +215,6 @@ def probabilities(
     """The tuned head's probabilities of ``texts`` through the serving path: the updates saved,
     merged into a freshly loaded MiniLM (:class:`~.semantic.Embedder`), the pieces embedded."""
     import tempfile
-
-    from gateway.detection.screen import features
-    from gateway.detection.semantic import Embedder, embed_texts
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "delta.npz"

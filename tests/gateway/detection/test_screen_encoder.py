@@ -11,8 +11,7 @@ import pytest
 
 from gateway.detection import screen_encoder
 from gateway.detection.screen_encoder import EncoderDelta, TuneSettings, load_delta
-from gateway.detection.semantic import Embedder
-from gateway.detection.train import minilm_dir
+from gateway.detection.semantic import Embedder, minilm_dir
 
 pytest.importorskip("peft")
 
