@@ -118,7 +118,7 @@ def _default_policy(
 
     def clear() -> None:
         ev.clear_caches()
-        check.scorer.clear_cache()
+        check.pieces.clear_cache()
 
     latency = ev.pipeline_latency_ms(pipeline, prompt, latency_runs, clear)
     return _summary(
@@ -164,7 +164,7 @@ def _semantic(
 
     def clear() -> None:
         ev.clear_caches()
-        check.scorer.clear_cache()
+        check.pieces.clear_cache()
 
     return [
         _summary(

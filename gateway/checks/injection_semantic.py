@@ -32,6 +32,7 @@ from gateway.detection.scope import HeadSettings
 from gateway.detection.screen import EMBEDDING, Screen, features, load_screen, words_of
 from gateway.detection.semantic import (
     Embedder,
+    PieceEmbedder,
     SemanticResult,
     SemanticScorer,
     TextEmbedding,
@@ -51,7 +52,9 @@ class InjectionSemantic:
             True, description="load the model with the policy (false: at the first text)"
         )
         screen: bool = Field(
-            False, description="score only texts the lexical head is unsure of (calibrated)"
+            False,
+            description="score only texts the lexical head is unsure of (calibrated), by the "
+            "screen's own head (head_file is then refused)",
         )
         screen_file: Path | None = Field(
             None, description="screen calibration (.json); default: the bundled one"
@@ -68,16 +71,25 @@ class InjectionSemantic:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         _require_model_stack()
-        head_file = bundled(settings.head_file, HEAD)
         self.screen: tuple[Screen, LexicalHead] | None = None
-        embedder: Embedder = default_embedder()
+        self.scorer: SemanticScorer | None = None
         if settings.screen:
+            if settings.head_file is not None:
+                raise ConfigError(
+                    "injection_semantic: head_file is the unscreened layer's head; with "
+                    "screen: true the screen's own head judges (screen_file, screen_encoder_file)"
+                )
             self.screen, embedder = _load_screen(settings)
-        try:
-            self.scorer = SemanticScorer(head_file, embedder)
-        except OSError as exc:
-            raise ConfigError(f"cannot load semantic head {head_file}: {exc}") from None
-        calibrated = self.screen[0].threshold if self.screen else self.scorer.head.threshold
+            self.pieces = PieceEmbedder(embedder)
+            calibrated = self.screen[0].threshold
+        else:
+            head_file = bundled(settings.head_file, HEAD)
+            try:
+                self.scorer = SemanticScorer(head_file, default_embedder())
+            except OSError as exc:
+                raise ConfigError(f"cannot load semantic head {head_file}: {exc}") from None
+            self.pieces = self.scorer.pieces
+            calibrated = self.scorer.head.threshold
         self.threshold, self.indirect_threshold = settings.resolved(calibrated)
         if settings.preload:
             self._load_model()
@@ -86,7 +98,7 @@ class InjectionSemantic:
         """Load MiniLM now (once per process: later policies reuse it). In the background, the
         first requests it was asked about waited past their timeout and were blocked."""
         try:
-            self.scorer.warm()
+            self.pieces.warm()
         except Exception as exc:
             raise ConfigError(f"injection_semantic cannot load its model: {exc}") from None
 
@@ -132,13 +144,14 @@ class InjectionSemantic:
         """(score, reason, the semantic head's result) of each text; in a worker thread."""
         out: list[tuple[float, str, SemanticResult]] = []
         for text, lexical in texts:
-            embedded = self.scorer.embedding(text)
+            embedded = self.pieces.embedding(text)
             if self.screen is not None:
                 screen = self.screen[0]
                 p = screen.probability(features(lexical, embedded))
                 r = _screened_result(screen, embedded, p)
                 out.append((p, f"screened semantic score {p:.3f} (lexical {lexical:.3f})", r))
                 continue
+            assert self.scorer is not None  # unscreened: the general head
             r = self.scorer.result(embedded)
             reason = f"semantic injection score {r.score:.2f} (head {r.head:.2f}, kNN {r.knn:.2f})"
             out.append((r.score, reason, r))

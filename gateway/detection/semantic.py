@@ -240,14 +240,13 @@ def embed_texts(texts: list[str], encode: Callable[[list[str]], FloatArray]) -> 
     return out
 
 
-class SemanticScorer:
-    def __init__(self, head_path: Path, embedder: Embedder | None = None) -> None:
-        self.head = load_head(head_path)
-        self.embedder = embedder or default_embedder()
-        self._embed = lru_cache(maxsize=1024)(self._embed_uncached)
+class PieceEmbedder:
+    """A text's embedded pieces (:class:`TextEmbedding`), cached per text: what the general
+    head (:class:`SemanticScorer`) and the screen's head both read."""
 
-    def score(self, texts: list[str]) -> list[SemanticResult]:
-        return [self.result(self._embed(t)) for t in texts]
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self._embed = lru_cache(maxsize=1024)(self._embed_uncached)
 
     def embedding(self, text: str) -> TextEmbedding:
         """The text's embedded pieces (cached per text)."""
@@ -261,6 +260,15 @@ class SemanticScorer:
 
     def _embed_uncached(self, text: str) -> TextEmbedding:
         return embed_texts([text], self.embedder.encode)[0]
+
+
+class SemanticScorer:
+    def __init__(self, head_path: Path, embedder: Embedder | None = None) -> None:
+        self.head = load_head(head_path)
+        self.pieces = PieceEmbedder(embedder or default_embedder())
+
+    def score(self, texts: list[str]) -> list[SemanticResult]:
+        return [self.result(self.pieces.embedding(t)) for t in texts]
 
     def result(self, embedded: TextEmbedding) -> SemanticResult:
         """``max(head probability, kNN score)`` over the scored rows, and the row that won."""

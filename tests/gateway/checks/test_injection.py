@@ -152,7 +152,7 @@ async def test_semantic_check_fails_closed_when_the_model_cannot_load(tmp_path: 
     check = build_check("injection_semantic", {"preload": False})
     from gateway.detection.semantic import Embedder
 
-    check.scorer.embedder = Embedder(tmp_path / "no-model")  # type: ignore[attr-defined]
+    check.pieces.embedder = Embedder(tmp_path / "no-model")  # type: ignore[attr-defined]
     rule = Rule("semantic", "injection_semantic", check, timeout_s=30)
     result = await Pipeline(Stage.INPUT, [rule]).run([seg("hello there")], CTX)
     assert result.blocked and result.outcomes[0].failed

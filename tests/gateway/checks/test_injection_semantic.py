@@ -13,7 +13,7 @@ import pytest
 
 from gateway.checks import build_check
 from gateway.checks.injection_semantic import InjectionSemantic
-from gateway.detection.paths import LEXICAL, SCREEN, SCREEN_ENCODER
+from gateway.detection.paths import HEAD, LEXICAL, SCREEN, SCREEN_ENCODER
 from gateway.detection.screen import RETRAIN, words_of
 from gateway.errors import ConfigError
 from gateway.openai_api import Endpoint, Segment
@@ -66,11 +66,11 @@ def screened() -> InjectionSemantic:
 
 
 def _embedded(check: InjectionSemantic) -> int:
-    return check.scorer._embed.cache_info().currsize  # texts the scorer embedded
+    return check.pieces._embed.cache_info().currsize  # texts the scorer embedded
 
 
 async def test_a_text_under_the_screen_is_never_embedded(screened: InjectionSemantic) -> None:
-    screened.scorer.clear_cache()
+    screened.pieces.clear_cache()
     verdict = await screened([seg("What is the capital of France?")], CTX)
     assert verdict.action is Action.ALLOW
     assert _embedded(screened) == 0
@@ -80,13 +80,19 @@ async def test_the_screen_threshold_is_the_calibrated_one(screened: InjectionSem
     calibrated = json.loads(SCREEN.read_text())["threshold"]
     assert screened.threshold == calibrated
     unscreened = build_check("injection_semantic", {"preload": False})
-    assert isinstance(unscreened, InjectionSemantic)
+    assert isinstance(unscreened, InjectionSemantic) and unscreened.scorer is not None
     assert unscreened.threshold == unscreened.scorer.head.threshold
+
+
+def test_the_general_head_beside_the_screen_fails_at_load(tmp_path: Path) -> None:
+    # the screened layer judges by the screen's own head: a head_file there would be ignored
+    with pytest.raises(ConfigError, match="head_file is the unscreened layer's head"):
+        build_check("injection_semantic", {"screen": True, "head_file": str(HEAD)})
 
 
 async def test_a_gray_zone_attack_is_asked_about_and_blocked(screened: InjectionSemantic) -> None:
     for text in in_gray_zone(screened, GRAY_ATTACKS):
-        screened.scorer.clear_cache()
+        screened.pieces.clear_cache()
         verdict = await screened([seg(text)], CTX)
         assert _embedded(screened) == 1
         assert verdict.action is Action.BLOCK, text
@@ -100,7 +106,7 @@ async def test_a_gray_zone_benign_look_alike_is_asked_about_and_passed(
     screened: InjectionSemantic,
 ) -> None:
     for text in in_gray_zone(screened, GRAY_BENIGN):
-        screened.scorer.clear_cache()
+        screened.pieces.clear_cache()
         verdict = await screened([seg(text)], CTX)
         assert _embedded(screened) == 1  # asked about: the screen's head passed it
         assert verdict.action is Action.ALLOW, text
@@ -118,7 +124,7 @@ async def test_a_long_text_is_screened_at_its_length(screened: InjectionSemantic
     steps = [(words_of(document), min(1.0, max(score, screen.screen) + 0.001))]
     screened.screen = (screen.model_copy(update={"longer": steps}), lexical)
     try:
-        screened.scorer.clear_cache()
+        screened.pieces.clear_cache()
         assert screened.asks(text)
         assert not screened.asks(document)
         await screened([seg(document)], CTX)
@@ -150,8 +156,8 @@ async def test_the_screen_embeds_with_the_tuned_encoder(screened: InjectionSeman
     from gateway.detection.semantic import default_embedder
 
     text = in_gray_zone(screened, GRAY_BENIGN)[0]
-    screened.scorer.clear_cache()
-    tuned = screened.scorer.embedding(text).emb
+    screened.pieces.clear_cache()
+    tuned = screened.pieces.embedding(text).emb
     plain = default_embedder().encode([text])
     assert tuned.shape == plain.shape
     assert float(np.abs(tuned - plain).max()) > 0.01
