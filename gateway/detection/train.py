@@ -12,6 +12,7 @@ and ``screen.json`` with ``screen_encoder.npz``.
 from __future__ import annotations
 
 import random
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ import typer
 from gateway.detection import (
     datasets,
     gibberish,
+    kernels,
     lexical,
     screen,
     screen_calibration,
@@ -531,10 +533,19 @@ def _same_head(head: LexicalHead, path: Path) -> None:
             )
 
 
+@app.command("kernels")
+def show_kernels() -> None:
+    """Print the numeric kernels this command trains with (:mod:`.kernels`)."""
+    typer.echo(kernels.describe())
+
+
 @app.callback(invoke_without_command=True)
 def train(ctx: typer.Context) -> None:
     """Train the gibberish model, the lexical head, the semantic head and the screen between
-    them, from the train split."""
+    them, from the train split; on x86-64, with the AVX2 kernels of every numeric library, so
+    a fit is the same on every host (:mod:`.kernels`)."""
+    if ctx.invoked_subcommand != "kernels":
+        typer.echo(f"kernels: {kernels.describe()}", err=True)
     if ctx.invoked_subcommand is None:
         train_gibberish()
         train_lexical()
@@ -543,4 +554,5 @@ def train(ctx: typer.Context) -> None:
 
 
 if __name__ == "__main__":
+    kernels.pin(["-m", "gateway.detection.train", *sys.argv[1:]])
     app()
