@@ -90,9 +90,8 @@ def test_the_screen_is_trained_on_the_features_the_check_computes(
     embedded through the disk cache, in one batch across texts) are the ones the screened
     check computes for it (real MiniLM)."""
     from gateway.detection.datasets import Row
-    from gateway.detection.paths import HEAD
     from gateway.detection.screen import FEATURES, features
-    from gateway.detection.semantic import SemanticScorer
+    from gateway.detection.semantic import PieceEmbedder, default_embedder
     from gateway.detection.train import screen_features
 
     monkeypatch.setenv("DETECTION_CACHE_DIR", str(tmp_path))
@@ -102,9 +101,9 @@ def test_the_screen_is_trained_on_the_features_the_check_computes(
     x, y = screen_features(rows, [0.9, 0.8, 0.85])
     assert x.shape == (3, FEATURES) and y == [1, 1, 1]
     assert (tmp_path / "emb.npz").exists()
-    scorer = SemanticScorer(HEAD)
+    served_pieces = PieceEmbedder(default_embedder())  # what the screened check embeds with
     for row, lexical_score, trained in zip(texts, [0.9, 0.8, 0.85], x, strict=True):
-        served = features(lexical_score, scorer.embedding(row))
+        served = features(lexical_score, served_pieces.embedding(row))
         np.testing.assert_allclose(trained, served, atol=1e-5)
 
 
