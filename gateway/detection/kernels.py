@@ -15,6 +15,7 @@ variable the caller set is kept).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -64,10 +65,8 @@ def describe() -> str:
     """The kernels this process runs: OpenBLAS's per library, PyTorch's capability."""
     from threadpoolctl import threadpool_info
 
-    try:
-        import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS, which the fits use too)
-    except ImportError:
-        pass
+    with contextlib.suppress(ImportError):  # scipy's own OpenBLAS, which the fits use too
+        import scipy.linalg  # noqa: F401
     parts = [
         f"{Path(str(i.get('filepath', '?'))).name.split('-')[0]}: {i.get('architecture')}"
         for i in threadpool_info()
