@@ -451,8 +451,8 @@ def train_screen(
         bool,
         typer.Option(
             "--tune/--frozen",
-            help="tune MiniLM with the head (LoRA, screen_encoder; about 70 min on 2 cores) "
-            "or keep it frozen (a logistic regression on its embeddings, minutes)",
+            help="tune MiniLM with the head (LoRA, screen_encoder; 40-70 min on 2 cores, by the "
+            "host) or keep it frozen (a logistic regression on its embeddings, minutes)",
         ),
     ] = True,
     out: Path = SCREEN,
