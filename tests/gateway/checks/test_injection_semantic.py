@@ -66,7 +66,7 @@ def screened() -> InjectionSemantic:
 
 
 def _embedded(check: InjectionSemantic) -> int:
-    return check.pieces._embed.cache_info().currsize  # texts the scorer embedded
+    return check.pieces._embed.cache_info().currsize  # texts the check embedded
 
 
 async def test_a_text_under_the_screen_is_never_embedded(screened: InjectionSemantic) -> None:
